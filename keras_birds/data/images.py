@@ -1,0 +1,36 @@
+"""Robust decoding: any image mode or size -> RGB uint8 at the model's input size."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageFile
+
+# Truncated files must fail loudly (and be skipped), not decode as half-grey images.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class BadImage(Exception):
+    """The file is unreadable, truncated or not an image."""
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """RGB view of any mode; transparent pixels go on white, as a viewer would show them."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def load_rgb(path, size: int) -> np.ndarray:
+    """Decode `path` to a (size, size, 3) uint8 array; BadImage if it cannot be decoded whole."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = to_rgb(img)
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), Image.BILINEAR)
+            return np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise BadImage(f"{type(e).__name__}: {e}") from e

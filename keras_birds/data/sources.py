@@ -1,0 +1,179 @@
+"""Where images come from: a Kaggle-layout folder or a Hugging Face Hub data set -> one SplitIndex each.
+
+A Hub data set is materialised once into the Kaggle folder layout in a cache directory, so every
+later stage (loader, clean, eval) reads one kind of source.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds.errors import UserError
+
+SPLITS = ("train", "valid", "test")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+# Hub split names -> ours.
+HUB_SPLITS = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
+
+
+@dataclass
+class SplitIndex:
+    """The files of one split: paths[i] shows class labels[i] of class_names."""
+
+    split: str
+    class_names: list
+    paths: list
+    labels: np.ndarray
+
+    def __len__(self):
+        return len(self.paths)
+
+    def without(self, excluded: set) -> "SplitIndex":
+        keep = [i for i, p in enumerate(self.paths) if os.path.abspath(p) not in excluded]
+        return SplitIndex(self.split, self.class_names, [self.paths[i] for i in keep], self.labels[keep])
+
+
+def _list_split(split_dir: Path) -> dict:
+    return {
+        d.name: sorted(str(f) for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+        for d in sorted(split_dir.iterdir())
+        if d.is_dir() and not d.name.startswith(".")
+    }
+
+
+def folder_source(root, splits=SPLITS) -> dict:
+    """Index ROOT/{train,valid,test}/<SPECIES>/* ; every split must have the same class list."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"data folder {root} does not exist (expected ROOT/train|valid|test/<SPECIES>/*.jpg)")
+    listed = {}
+    for split in splits:
+        split_dir = root / split
+        if not split_dir.is_dir():
+            found = sorted(p.name for p in root.iterdir() if p.is_dir())
+            raise UserError(
+                f"data folder {root} has no '{split}' split (found: {', '.join(found) or 'nothing'}); "
+                f"expected ROOT/{split}/<SPECIES>/*.jpg"
+            )
+        listed[split] = _list_split(split_dir)
+        if not listed[split] or not any(listed[split].values()):
+            raise UserError(f"split folder {split_dir} holds no species folders with images")
+    reference_split = splits[0]
+    classes = sorted(listed[reference_split])
+    for split in splits[1:]:
+        missing = sorted(set(classes) - set(listed[split]))
+        extra = sorted(set(listed[split]) - set(classes))
+        if missing or extra:
+            raise UserError(
+                f"class lists differ between {root / reference_split} and {root / split}: "
+                f"missing in {split}: {_short(missing)}; extra in {split}: {_short(extra)}"
+            )
+    out = {}
+    for split in splits:
+        paths, labels = [], []
+        for ci, name in enumerate(classes):
+            paths += listed[split][name]
+            labels += [ci] * len(listed[split][name])
+        out[split] = SplitIndex(split, classes, paths, np.asarray(labels, dtype=np.int64))
+    return out
+
+
+def _short(names, n=5):
+    if not names:
+        return "none"
+    return ", ".join(names[:n]) + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_BIRDS_CACHE", Path.home() / ".cache" / "keras_birds"))
+
+
+def materialize_hub_dataset(dataset_dict, out_dir, progress=True) -> Path:
+    """Write a datasets.DatasetDict (image + ClassLabel columns) into the Kaggle folder layout.
+
+    Each split is written to a temporary folder and renamed when complete, so an interrupted
+    download never leaves a half split that looks finished.
+    """
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir)
+    names = {HUB_SPLITS[s]: s for s in dataset_dict if s in HUB_SPLITS}
+    missing = [s for s in SPLITS if s not in names]
+    if missing:
+        raise UserError(f"Hub data set has splits {list(dataset_dict)}; missing {missing} (need train/validation/test)")
+    label_lists = {}
+    for ours, theirs in names.items():
+        ds = dataset_dict[theirs]
+        image_col = next((c for c in ("image", "img") if c in ds.column_names), None)
+        label_col = next((c for c in ("label", "labels") if c in ds.column_names), None)
+        if image_col is None or label_col is None:
+            raise UserError(f"Hub split '{theirs}' has columns {ds.column_names}; need an image and a label column")
+        feature = ds.features[label_col]
+        if not hasattr(feature, "names"):
+            raise UserError(f"Hub split '{theirs}': column '{label_col}' is not a ClassLabel with species names")
+        label_lists[ours] = list(feature.names)
+        final = out_dir / ours
+        if final.is_dir():
+            continue
+        tmp = out_dir / f".{ours}.partial"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for name in feature.names:
+            (tmp / name).mkdir(exist_ok=True)
+        for i, row in enumerate(tqdm(ds, desc=f"caching {ours}", disable=not progress)):
+            target = tmp / feature.names[row[label_col]] / f"{i:06d}.jpg"
+            if not target.exists():
+                img = row[image_col]
+                img.convert("RGB").save(target, quality=95)
+        os.replace(tmp, final)
+    first = label_lists["train"]
+    for split, names_ in label_lists.items():
+        if names_ != first:
+            raise UserError(f"Hub split {split} has a different label list from train")
+    return out_dir
+
+
+def hub_source(dataset_id: str, cache_dir=None) -> dict:
+    """Download a Hub data set once (datasets' own cache), cache it as folders, index it."""
+    target = Path(cache_dir or default_cache_dir()) / "hub" / dataset_id.replace("/", "__")
+    if not all((target / s).is_dir() for s in SPLITS):
+        try:
+            import datasets
+
+            dataset_dict = datasets.load_dataset(dataset_id)
+        except Exception as e:  # offline, unknown id, auth: all end the same way for the user
+            raise UserError(
+                f"cannot download Hugging Face data set '{dataset_id}' ({type(e).__name__}: "
+                f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'}); if you are offline pass "
+                f"--data ROOT with a local Kaggle-layout folder"
+            ) from e
+        materialize_hub_dataset(dataset_dict, target)
+    return folder_source(target)
+
+
+def load_source(data: str, exclude: set | None = None) -> dict:
+    """Resolve a recipe's `data` field ("hf:<id>" or a folder) to {split: SplitIndex}."""
+    if data.startswith("hf:"):
+        index = hub_source(data[3:])
+    else:
+        index = folder_source(data)
+    if exclude:
+        index = {s: idx.without(exclude) for s, idx in index.items()}
+    return index
+
+
+def read_exclude_file(path) -> set:
+    """Paths to leave out, one per line (# comments allowed), resolved to absolute paths."""
+    if not path:
+        return set()
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"exclude file {path} does not exist")
+    out = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            out.add(os.path.abspath(line))
+    return out

@@ -1,0 +1,126 @@
+"""The run directory: the contract between training and everything after it.
+
+    RUN/
+      recipe.json          the resolved recipe (enough to reproduce or resume the run)
+      classes.txt          class names, one per line, in label order
+      epochs/epoch_NNN.weights.h5   weights after every finished epoch (1-based, across both phases)
+      best.weights.h5      weights of the epoch with the best validation top-1
+      metrics.csv, metrics.json     one row per finished epoch: loss, top-1, top-5, LR, validation
+      optimizer.npz        optimizer state after the last finished epoch (for --resume)
+      state.json           resume state; written last in each epoch: an epoch counts once it is here
+      skipped.json         files that could not be decoded, with the reason
+      model.keras          the full model with the best weights, written when training ends
+      summary.json         best epoch, its validation figures, wall time, excluded/skipped counts
+
+Everything is written to a temporary name and renamed, so a killed run never leaves half a file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+from keras_birds.errors import UserError
+
+
+def atomic_write_bytes(path, data: bytes):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path, text: str):
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj):
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def atomic_save(path, save_fn):
+    """Call save_fn(tmp_path) then rename; tmp keeps the suffix Keras checks (.weights.h5 / .keras)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = path.name
+    suffix = ".weights.h5" if name.endswith(".weights.h5") else path.suffix
+    tmp = path.with_name(f".{name[: len(name) - len(suffix)]}.partial{suffix}")
+    save_fn(str(tmp))
+    os.replace(tmp, path)
+
+
+class RunDir:
+    def __init__(self, path):
+        self.path = Path(path)
+
+    recipe_json = property(lambda self: self.path / "recipe.json")
+    classes_txt = property(lambda self: self.path / "classes.txt")
+    epochs_dir = property(lambda self: self.path / "epochs")
+    best_weights = property(lambda self: self.path / "best.weights.h5")
+    metrics_csv = property(lambda self: self.path / "metrics.csv")
+    metrics_json = property(lambda self: self.path / "metrics.json")
+    optimizer_state = property(lambda self: self.path / "optimizer.npz")
+    state_json = property(lambda self: self.path / "state.json")
+    skipped_json = property(lambda self: self.path / "skipped.json")
+    model_keras = property(lambda self: self.path / "model.keras")
+    summary_json = property(lambda self: self.path / "summary.json")
+
+    def epoch_weights(self, epoch: int) -> Path:
+        return self.epochs_dir / f"epoch_{epoch:03d}.weights.h5"
+
+    def is_run(self) -> bool:
+        return self.recipe_json.is_file()
+
+    # -- creating ---------------------------------------------------------------------------
+    def prepare(self, recipe_dict: dict, overwrite: bool):
+        """Claim the folder for a new run; refuse one that already holds files unless overwriting."""
+        if self.path.exists() and any(self.path.iterdir()):
+            if not overwrite:
+                what = "a run" if self.is_run() else "other files"
+                raise UserError(
+                    f"out directory {self.path} already holds {what}; pass --resume {self.path} to "
+                    f"continue it, --overwrite to replace it, or choose another --out"
+                )
+            if not self.is_run():
+                raise UserError(f"--overwrite refused: {self.path} holds files that are not a keras-birds run")
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.recipe_json, recipe_dict)
+
+    def write_classes(self, names):
+        atomic_write_text(self.classes_txt, "".join(f"{n}\n" for n in names))
+
+    # -- reading ----------------------------------------------------------------------------
+    def _need(self, path: Path, what: str) -> Path:
+        if not path.exists():
+            raise UserError(f"{self.path} is not a finished keras-birds run: {path.name} missing ({what})")
+        return path
+
+    def read_recipe(self) -> dict:
+        self._need(self.recipe_json, "run `keras-birds train` first")
+        return json.loads(self.recipe_json.read_text())
+
+    def read_classes(self) -> list:
+        return self._need(self.classes_txt, "class names").read_text().splitlines()
+
+    def read_state(self) -> dict:
+        return json.loads(self.state_json.read_text()) if self.state_json.exists() else {"epochs_done": 0}
+
+    def read_metrics(self) -> list:
+        return json.loads(self.metrics_json.read_text()) if self.metrics_json.exists() else []
+
+    def write_metrics(self, rows: list):
+        atomic_write_json(self.metrics_json, rows)
+        if rows:
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+            atomic_write_text(self.metrics_csv, buf.getvalue())

@@ -1,0 +1,128 @@
+"""train(recipe) -> RunDir: the two-phase fine-tuning run, resumable at any finished epoch."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_birds.data.augment import build_augmenter
+from keras_birds.data.loader import BatchLoader, SkippedFiles
+from keras_birds.data.sources import load_source, read_exclude_file
+from keras_birds.errors import UserError
+from keras_birds.models.build import BACKBONE, HEAD, build_classifier, feature_model
+from keras_birds.recipe import Recipe
+from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
+from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
+from keras_birds.training.schedule import one_cycle, two_phase_plan
+
+
+def init_head_from_class_means(model, loader, n_classes, scale=10.0):
+    """Imprint the head: logits ~ scale * cosine(feature, class centroid), a ready nearest-centroid
+    classifier, so the few-shot fine-tuning starts from good predictions instead of random ones."""
+    features = feature_model(model)
+    feats, labels = [], []
+    for i in range(len(loader)):
+        x, y = loader[i]
+        feats.append(keras.ops.convert_to_numpy(features(x, training=False)))
+        labels.append(y.argmax(1))
+    f, y = np.concatenate(feats), np.concatenate(labels)
+    centroids = np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1]) for c in range(n_classes)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-8
+    kernel = (centroids * scale / np.linalg.norm(f, axis=1).mean()).T
+    head = model.get_layer(HEAD)
+    head.kernel.assign(kernel.astype("float32"))
+    head.bias.assign(np.zeros(n_classes, "float32"))
+
+
+def _set_trainable(model, phase, freeze_bn: bool):
+    backbone = model.get_layer(BACKBONE)
+    backbone.trainable = phase.train_backbone
+    if phase.train_backbone and freeze_bn:
+        # Keras runs a non-trainable BatchNormalization in inference mode: statistics stay frozen.
+        for layer in backbone._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+
+def _compile(model, recipe: Recipe, phase, steps_per_epoch):
+    schedule = one_cycle(phase.peak_lr, phase.epochs * steps_per_epoch)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=recipe.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+    )
+    return schedule
+
+
+def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print) -> RunDir:
+    run = RunDir(out)
+    if resume:
+        recipe = Recipe.from_dict(run.read_recipe())
+        state = run.read_state()
+        if state["epochs_done"] >= sum(recipe.epochs) and run.model_keras.exists():
+            log(f"{run.path}: all {sum(recipe.epochs)} epochs already done")
+            return run
+    else:
+        state = {"epochs_done": 0}
+    started = time.time()
+    keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
+    excluded = read_exclude_file(recipe.exclude)
+    index = load_source(recipe.data, excluded)
+    classes = index["train"].class_names
+    if not resume:
+        run.prepare(recipe.to_dict(), overwrite)
+        run.write_classes(classes)
+    elif run.read_classes() != classes:
+        raise UserError(f"data {recipe.data} no longer has the class list this run was trained on ({run.classes_txt})")
+
+    done = state["epochs_done"]
+    model = build_classifier(recipe.model, len(classes), "none" if done else recipe.weights,
+                             recipe.image_size, recipe.dropout)
+    skipped = SkippedFiles()
+    loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
+                       seed=recipe.seed + done, skipped=skipped)
+    train_loader = BatchLoader(index["train"], shuffle=True, augmenter=build_augmenter(recipe.augment, recipe.seed + done),
+                               **loader_args)
+    valid_loader = BatchLoader(index["valid"], **loader_args)
+    if done:
+        model.load_weights(run.epoch_weights(done))
+        log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
+    elif recipe.head_init == "class_mean":
+        init_head_from_class_means(model, BatchLoader(index["train"], **loader_args), len(classes))
+
+    log(f"training {recipe.model} ({model.count_params():,} parameters) on {len(index['train'])} images of "
+        f"{len(classes)} species; valid {len(index['valid'])}; run dir {run.path}")
+    for phase in two_phase_plan(recipe.epochs, recipe.lr):
+        if done >= phase.end_epoch:
+            continue
+        _set_trainable(model, phase, recipe.freeze_bn)
+        schedule = _compile(model, recipe, phase, len(train_loader))
+        if done > phase.first_epoch:  # resuming inside this phase: same LR step, same Adam moments
+            restore_optimizer_state(model.optimizer, model.trainable_variables, run.optimizer_state)
+        log(f"phase {phase.number}: {'all layers' if phase.train_backbone else 'head only, backbone frozen'}, "
+            f"epochs {phase.first_epoch + 1}-{phase.end_epoch}, one-cycle peak LR {phase.peak_lr:g}")
+        model.fit(train_loader, initial_epoch=max(done, phase.first_epoch), epochs=phase.end_epoch, verbose=verbose,
+                  callbacks=[EpochCheckpoint(run, phase, valid_loader, schedule, skipped, recipe.tta_flip, log)])
+        done = phase.end_epoch
+
+    state = run.read_state()
+    # A fresh, uncompiled copy: model.keras then holds the best weights without optimizer state.
+    final = build_classifier(recipe.model, len(classes), "none", recipe.image_size, recipe.dropout)
+    final.load_weights(run.best_weights)
+    atomic_save(run.model_keras, final.save)
+    summary = {
+        "model": recipe.model, "epochs": sum(recipe.epochs), "best_epoch": state["best_epoch"],
+        "best_val_top1": state["best_val_top1"],
+        "best_val_top5": next(r["val_top5"] for r in run.read_metrics() if r["epoch"] == state["best_epoch"]),
+        "wall_seconds_this_session": round(time.time() - started, 1),
+        "train_images": len(index["train"]), "valid_images": len(index["valid"]),
+        "excluded_files": len(excluded), "exclude_file": str(Path(recipe.exclude).resolve()) if recipe.exclude else None,
+        "skipped_files": skipped.as_list(),
+    }
+    atomic_write_json(run.summary_json, summary)
+    if skipped.files:
+        log(f"skipped {len(skipped.files)} unreadable files (listed in {run.skipped_json})")
+    log(f"best epoch {state['best_epoch']}: valid top-1 {state['best_val_top1']:.4f}; model saved to {run.model_keras}")
+    return run

@@ -1,0 +1,8 @@
+"""EfficientNet-B1, ImageNet weights from KerasHub's efficientnet_b1_ft_imagenet preset.
+
+    keras-birds train recipes/effnet_b1.py                      # BIRDS-525 from the Hugging Face Hub
+    keras-birds train recipes/effnet_b1.py --data ROOT          # a local Kaggle-layout copy
+"""
+from keras_birds.recipe import Recipe
+
+RECIPE = Recipe(model="efficientnet_b1")
