@@ -79,6 +79,9 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     overrides = {"data": data, "weights": weights, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                  "image_size": image_size, "exclude": exclude, **_parse_sets(sets)}
     recipe = apply_overrides(recipe, overrides)
+    from keras_birds.models.build import normalize_weights
+
+    normalize_weights(recipe.weights)  # a mistyped weights path fails before any run directory exists
     run_training(recipe, out or f"runs/{recipe.name}", overwrite=overwrite, verbose=0 if quiet else 1)
 
 

@@ -72,6 +72,9 @@ class Recipe:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if problems:
             raise UserError("; ".join(problems))
+        # A recipe may write epochs=[2, 10] or lr=(1, 1): store the types overrides and JSON expect.
+        object.__setattr__(self, "epochs", tuple(int(e) for e in self.epochs))
+        object.__setattr__(self, "lr", tuple(float(v) for v in self.lr))
 
     @property
     def random_init(self) -> bool:
@@ -131,6 +134,9 @@ def _field_names(cls) -> list:
 
 def _parse(raw: str, current, annotation: str, key: str):
     """Parse an override string as the type of the field it replaces."""
+    if dataclasses.is_dataclass(current):
+        names = ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(current))
+        raise UserError(f"--set {key}={raw}: {key} is a group of fields; set them one by one ({names})")
     try:
         if isinstance(current, bool):
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -14,6 +14,9 @@ class BadImage(Exception):
 
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB view of any mode; transparent pixels go on white, as a viewer would show them."""
+    if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        # 16-bit greyscale (PNG/TIFF): Pillow's convert("RGB") clips at 255 (all white); scale to 8 bits.
+        img = Image.fromarray((np.asarray(img, dtype=np.float64) / 257.0).round().clip(0, 255).astype(np.uint8), "L")
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA"):

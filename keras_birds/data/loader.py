@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import SplitIndex
+from keras_birds.errors import UserError
 
 
 class SkippedFiles:
@@ -39,7 +40,7 @@ class BatchLoader(keras.utils.PyDataset):
         super().__init__(workers=max(1, workers), use_multiprocessing=False,
                          max_queue_size=max(2, 2 * workers))
         if len(index) == 0:
-            raise ValueError(f"split '{index.split}' has no images")
+            raise UserError(f"split '{index.split}' has no images (all excluded?)")
         self.index, self.image_size, self.batch_size = index, image_size, batch_size
         self.shuffle, self.augmenter = shuffle, augmenter
         self.skipped = skipped if skipped is not None else SkippedFiles()
@@ -70,7 +71,7 @@ class BatchLoader(keras.utils.PyDataset):
             images, labels = self._decode([self.order[nxt % len(self.order)]])
             nxt += 1
         if not images:
-            raise ValueError(f"no readable image in split '{self.index.split}'")
+            raise UserError(f"no readable image in split '{self.index.split}' (see the skipped files)")
         return np.stack(images), np.asarray(labels)
 
     def __getitem__(self, i):

@@ -38,7 +38,8 @@ class SplitIndex:
 
 def _list_split(split_dir: Path) -> dict:
     return {
-        d.name: sorted(str(f) for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
+        d.name: sorted(str(f) for f in d.iterdir()
+                       if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES)
         for d in sorted(split_dir.iterdir())
         if d.is_dir() and not d.name.startswith(".")
     }

@@ -24,6 +24,20 @@ def _offline_error(what: str, e: Exception) -> UserError:
     )
 
 
+def _load_local(load, path: str):
+    """Load a local weights file; a file that does not fit the backbone is one UserError, not a traceback."""
+    try:
+        load(path)
+    except UserError:
+        raise
+    except Exception as e:
+        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise UserError(
+            f"cannot load weights from {path} ({type(e).__name__}: {first}); it must hold this model's backbone "
+            f"weights, or pass --weights none (random init)"
+        ) from e
+
+
 def _keras_hub_config(spec: ModelSpec) -> dict:
     # KerasHub's timm converters hold the exact configs of its presets: reuse them for random init.
     if spec.family == "keras_hub_resnet":
@@ -42,7 +56,7 @@ def _keras_hub_backbone(spec: ModelSpec, weights: str):
     source = spec.imagenet if weights == "imagenet" else weights
     if weights.endswith(".h5"):
         backbone = cls(**_keras_hub_config(spec), name=BACKBONE)
-        backbone.load_weights(weights)
+        _load_local(backbone.load_weights, weights)
         return backbone
     try:
         return keras_hub.models.Backbone.from_preset(source, name=BACKBONE)
@@ -58,9 +72,9 @@ def _lite_backbone(spec: ModelSpec, weights: str, image_size: int):
     if weights == "imagenet":
         load_packaged_lite_weights(backbone, spec.arch)
     elif weights.endswith(".h5"):
-        backbone.load_weights(weights)
+        _load_local(backbone.load_weights, weights)
     elif weights != "none":
-        load_packaged_lite_weights(backbone, spec.arch, checkpoint_path=weights)
+        _load_local(lambda path: load_packaged_lite_weights(backbone, spec.arch, checkpoint_path=path), weights)
     return backbone
 
 
@@ -94,7 +108,8 @@ def normalize_weights(weights) -> str:
     if w.lower() == "imagenet" or w.startswith(("hf://", "kaggle://")):
         return w.lower() if w.lower() == "imagenet" else w
     if not Path(w).exists():
-        raise UserError(f"weights '{w}' is neither 'imagenet', 'none' nor an existing file or preset folder")
+        raise UserError(f"weights '{w}' is neither 'imagenet', 'none' nor an existing file or preset folder; "
+                        f"pass --weights none (random init) or --weights PATH to an existing preset dir or .weights.h5")
     return w
 
 

@@ -15,6 +15,7 @@ from keras_birds.models.build import BACKBONE, HEAD, build_classifier, feature_m
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
+from keras_birds.training.optimizer import make_optimizer
 from keras_birds.training.schedule import one_cycle, two_phase_plan
 
 
@@ -46,12 +47,13 @@ def _set_trainable(model, phase, freeze_bn: bool):
                 layer.trainable = False
 
 
-def _compile(model, recipe: Recipe, phase, steps_per_epoch):
+def _compile(model, recipe: Recipe, phase, steps_per_epoch, n_classes):
     schedule = one_cycle(phase.peak_lr, phase.epochs * steps_per_epoch)
     model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=recipe.weight_decay),
+        # The head multiplier applies to the all-layers phase; in the warm-up only the head trains.
+        optimizer=make_optimizer(schedule, recipe.weight_decay, recipe.head_lr_mult if phase.train_backbone else 1.0),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(5, name="top5")],
+        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(min(5, n_classes), name="top5")],
     )
     return schedule
 
@@ -98,7 +100,7 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         if done >= phase.end_epoch:
             continue
         _set_trainable(model, phase, recipe.freeze_bn)
-        schedule = _compile(model, recipe, phase, len(train_loader))
+        schedule = _compile(model, recipe, phase, len(train_loader), len(classes))
         if done > phase.first_epoch:  # resuming inside this phase: same LR step, same Adam moments
             restore_optimizer_state(model.optimizer, model.trainable_variables, run.optimizer_state)
         log(f"phase {phase.number}: {'all layers' if phase.train_backbone else 'head only, backbone frozen'}, "

