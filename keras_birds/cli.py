@@ -1,6 +1,7 @@
 """The `keras-birds` command: parses arguments and calls a workflow; nothing else lives here."""
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -31,6 +32,31 @@ def main():
       keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev
       keras-birds train --resume runs/effnet_lite0         continue a killed run
     """
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow (Keras' seeding and KerasHub pull it in) with file descriptor 2 muted.
+
+    TF 2.21 writes C++ start-up lines (absl, oneDNN, CUDA stub) to stderr before its logging is set up,
+    whatever TF_CPP_MIN_LOG_LEVEL says; they would bury the one-line errors of this command.
+    """
+    import importlib.util
+
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        try:
+            import tensorflow  # noqa: F401
+        except Exception:  # a broken TF install fails again, loudly, where it is really needed
+            pass
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _parse_sets(values):
@@ -66,6 +92,8 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     model.keras. A killed run continues with --resume RUN_DIR.
     """
     from keras_birds.recipe import apply_overrides, load_recipe
+
+    _import_tensorflow_quietly()
     from keras_birds.training.train import train as run_training
 
     if resume_dir:
@@ -93,6 +121,87 @@ def models():
     for spec in MODELS.values():
         click.echo(f"{spec.name:24s} {spec.image_size:4d}px  imagenet weights: {spec.imagenet}"
                    + (f"  ({spec.note})" if spec.note else ""))
+
+
+@main.command("eval")
+@click.argument("model", type=click.Path())
+@click.option("--split", default="test", show_default=True, help="train | valid | test.")
+@click.option("--data", help="Images to evaluate on [default: the run's own data]; required for a bare .tflite/.onnx/.keras file.")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--exclude", help="File of image paths to leave out [default: the run's own exclude list]; 'none' for none.")
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: MODEL_DIR/eval/<model file>-<split>/].")
+@click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs after warm-up; 0 skips timing.")
+@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip; off for a bare file].")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the figures on stdout (all else on stderr).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, as_json, quiet):
+    """Accuracy, size and speed of MODEL: a run directory, a .keras, .tflite or .onnx file.
+
+    Top-1/top-5, macro per-class accuracy, most-confused species, calibration (ECE), parameters,
+    size on disk, batch-1 latency (median, p90) and batched throughput on this machine. Writes
+    report.json, report.md and PNG plots; prints a summary table.
+
+    \b
+      keras-birds eval runs/effnet_lite0 --split test
+      keras-birds eval export/model_int8.tflite --data ../shared/data/birds-dev --json
+    """
+    import contextlib
+    import json
+
+    _import_tensorflow_quietly()
+    from keras_birds.evaluation.evaluate import evaluate, stdout_to_stderr
+    from keras_birds.evaluation.report import summary, terminal_table
+
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        report = evaluate(model, split=split, data=data, batch_size=batch_size, out=out, exclude=exclude,
+                          progress=not quiet, latency_runs=latency_runs, tta_flip=tta_flip)
+        click.echo(terminal_table(report), err=as_json)
+    if as_json:
+        click.echo(json.dumps(summary(report), default=str))
+
+
+@main.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--tflite", "want_tflite", is_flag=True, help="Write .tflite files (default: both formats).")
+@click.option("--onnx", "want_onnx", is_flag=True, help="Write model.onnx (default: both formats).")
+@click.option("--quantize", multiple=True, metavar="none|fp16|dynamic|int8",
+              help="TFLite variants; repeat or comma-separate, e.g. --quantize none,int8 [default: none].")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RUN_DIR/export].")
+@click.option("--calibration-images", type=int, default=300, show_default=True,
+              help="Training images (stratified over species) that calibrate int8.")
+@click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
+@click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
+@click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
+def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, data, no_verify, latency_runs):
+    """Export RUN_DIR's model for phones: .tflite (fp32/fp16/dynamic/int8) and .onnx, verified.
+
+    Each file takes a fixed 1xSxSx3 image of raw RGB pixels 0-255 (uint8 for int8), does its own
+    preprocessing and outputs class probabilities. Labels travel inside it (TFLite metadata with
+    labels.txt as associated file, MediaPipe-ready; ONNX metadata_props) and as labels.txt beside it.
+
+    The gate runs every file on the validation split against the Keras model: float files must
+    agree on top-1 for >= 99.5% of images, quantised ones lose <= 1 point of top-1. A file that
+    fails is kept as *.unverified.* and the command exits 1 with the figures. export.json records
+    sizes, gate figures and batch-1 latency next to the Keras model's.
+
+    \b
+      keras-birds export runs/effnet_lite0 --quantize none,fp16,int8
+      keras-birds export runs/effnet_lite0 --tflite --quantize int8 --out app/assets
+    """
+    _import_tensorflow_quietly()
+    from keras_birds.export.export import export, format_summary
+
+    modes = [q.strip() for item in quantize for q in item.split(",") if q.strip()] or ["none"]
+    both = not (want_tflite or want_onnx)
+    if quantize and want_onnx and not want_tflite:
+        raise UserError("--quantize applies to .tflite files; add --tflite (the .onnx file is always float32)")
+    result = export(run_dir, onnx=want_onnx or both, tflite=want_tflite or both, quantize=modes, out=out,
+                    calibration_images=calibration_images, verify=not no_verify, data=data,
+                    latency_runs=latency_runs, log=lambda msg: click.echo(msg, err=True))
+    click.echo(format_summary(result))
+    if not result.passed:
+        click.echo("error: export verification failed; the failing files are kept as *.unverified.*", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

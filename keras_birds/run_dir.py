@@ -11,6 +11,7 @@
       skipped.json         files that could not be decoded, with the reason
       model.keras          the full model with the best weights, written when training ends
       summary.json         best epoch, its validation figures, wall time, excluded/skipped counts
+      eval/<model file>-<split>/   `keras-birds eval` reports (report.json, report.md, PNGs)
 
 Everything is written to a temporary name and renamed, so a killed run never leaves half a file.
 """
@@ -71,6 +72,7 @@ class RunDir:
     skipped_json = property(lambda self: self.path / "skipped.json")
     model_keras = property(lambda self: self.path / "model.keras")
     summary_json = property(lambda self: self.path / "summary.json")
+    eval_dir = property(lambda self: self.path / "eval")
 
     def epoch_weights(self, epoch: int) -> Path:
         return self.epochs_dir / f"epoch_{epoch:03d}.weights.h5"
@@ -79,8 +81,8 @@ class RunDir:
         return self.recipe_json.is_file()
 
     # -- creating ---------------------------------------------------------------------------
-    def prepare(self, recipe_dict: dict, overwrite: bool):
-        """Claim the folder for a new run; refuse one that already holds files unless overwriting."""
+    def check_free(self, overwrite: bool):
+        """Refuse a folder that already holds files, unless overwriting a run; writes nothing."""
         if self.path.exists() and any(self.path.iterdir()):
             if not overwrite:
                 what = "a run" if self.is_run() else "other files"
@@ -90,6 +92,11 @@ class RunDir:
                 )
             if not self.is_run():
                 raise UserError(f"--overwrite refused: {self.path} holds files that are not a keras-birds run")
+
+    def prepare(self, recipe_dict: dict, overwrite: bool):
+        """Claim the folder for a new run (replacing an old run only when overwriting)."""
+        self.check_free(overwrite)
+        if self.path.exists() and any(self.path.iterdir()):
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.recipe_json, recipe_dict)

@@ -2,12 +2,38 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from keras_birds.recipe import Augment
 
 
+class Augmenter:
+    """Applies Keras core augmentation layers to a NumPy batch (N, H, W, 3) of float pixels.
+
+    The layers run inside a tf.function, their documented tf.data-safe path, whatever the Keras
+    backend: on the torch backend their affine/perspective ops (a 3-D map_coordinates) took 137 s
+    per 32-image 224px batch on CPU, against 0.22 s for the same layers on TF's kernels.
+    """
+
+    def __init__(self, layers):
+        import tensorflow as tf  # installed with keras-hub
+
+        self.layers = layers
+        self._tf = tf
+        self._fn = tf.function(self._apply, reduce_retracing=True)
+
+    def _apply(self, x):
+        for layer in self.layers:
+            x = layer(x, training=True)
+        return x
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = self._fn(self._tf.convert_to_tensor(x, dtype=self._tf.float32)).numpy()
+        return np.clip(out, 0, 255)
+
+
 def build_augmenter(aug: Augment, seed: int = 0):
-    """A keras.Sequential over float pixel batches (N, H, W, 3), or None when every step is off."""
+    """An Augmenter over float pixel batches, or None when every step is off."""
     layers = []
     if aug.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
@@ -22,4 +48,4 @@ def build_augmenter(aug: Augment, seed: int = 0):
         layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, seed=seed + 4))
     if aug.shear:
         layers.append(keras.layers.RandomShear(aug.shear, aug.shear, seed=seed + 5))
-    return keras.Sequential(layers, name="augment") if layers else None
+    return Augmenter(layers) if layers else None

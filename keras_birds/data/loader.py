@@ -78,7 +78,7 @@ class BatchLoader(keras.utils.PyDataset):
         images, labels = self.load_batch(i)
         x = images.astype("float32")
         if self.augmenter is not None:
-            x = np.clip(keras.ops.convert_to_numpy(self.augmenter(x, training=True)), 0, 255)
+            x = self.augmenter(x)
         y = np.eye(self.num_classes, dtype="float32")[labels]
         return x, y
 

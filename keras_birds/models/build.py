@@ -146,4 +146,4 @@ def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: 
 
 def feature_model(model: keras.Model) -> keras.Model:
     """The same model up to the pooled features (shares weights), e.g. for head initialisation."""
-    return keras.Model(model.inputs, model.get_layer(FEATURES).output)
+    return keras.Model(model.input, model.get_layer(FEATURES).output)

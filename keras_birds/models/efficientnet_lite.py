@@ -126,9 +126,15 @@ def _relu6(name: str) -> layers.ReLU:
     return layers.ReLU(max_value=6.0, name=name)
 
 
+# The official builder's fan-out He init: Keras' default glorot_uniform shrinks activations
+# through the deep stack (random-init features ~1e-12: every image the same class).
+CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+
+
 def _conv(filters: int, kernel: int, stride: int, name: str) -> layers.Conv2D:
     # padding="same" is TF SAME (extra pad bottom/right) on every backend.
-    return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False, name=name)
+    return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
+                         kernel_initializer=CONV_INIT, name=name)
 
 
 def _mbconv(x, spec: BlockSpec, prefix: str):
@@ -139,7 +145,8 @@ def _mbconv(x, spec: BlockSpec, prefix: str):
         x = _bn(f"{prefix}_expand_bn")(x)
         x = _relu6(f"{prefix}_expand_relu6")(x)
     x = layers.DepthwiseConv2D(
-        spec.kernel, strides=spec.stride, padding="same", use_bias=False, name=f"{prefix}_dwconv"
+        spec.kernel, strides=spec.stride, padding="same", use_bias=False, depthwise_initializer=CONV_INIT,
+        name=f"{prefix}_dwconv"
     )(x)
     x = _bn(f"{prefix}_dwconv_bn")(x)
     x = _relu6(f"{prefix}_dwconv_relu6")(x)

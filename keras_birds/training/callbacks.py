@@ -36,9 +36,10 @@ def predict_probs(model, loader, tta_flip=False):
     probs, labels = [], []
     for i in range(len(loader)):
         x, y = loader[i]
-        p = keras.ops.convert_to_numpy(model(x, training=False))
+        # predict_on_batch runs without gradient tracking (a plain call keeps autograd graphs: GBs).
+        p = model.predict_on_batch(x)
         if tta_flip:
-            p = (p + keras.ops.convert_to_numpy(model(x[:, :, ::-1, :].copy(), training=False))) / 2
+            p = (p + model.predict_on_batch(x[:, :, ::-1, :].copy())) / 2
         probs.append(p)
         labels.append(y.argmax(1))
     return np.concatenate(probs), np.concatenate(labels)

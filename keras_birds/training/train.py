@@ -26,7 +26,7 @@ def init_head_from_class_means(model, loader, n_classes, scale=10.0):
     feats, labels = [], []
     for i in range(len(loader)):
         x, y = loader[i]
-        feats.append(keras.ops.convert_to_numpy(features(x, training=False)))
+        feats.append(features.predict_on_batch(x))
         labels.append(y.argmax(1))
     f, y = np.concatenate(feats), np.concatenate(labels)
     centroids = np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1]) for c in range(n_classes)])
@@ -68,20 +68,20 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
             return run
     else:
         state = {"epochs_done": 0}
+        run.check_free(overwrite)  # fail fast, before minutes of data and model loading
     started = time.time()
     keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
     excluded = read_exclude_file(recipe.exclude)
     index = load_source(recipe.data, excluded)
     classes = index["train"].class_names
-    if not resume:
-        run.prepare(recipe.to_dict(), overwrite)
-        run.write_classes(classes)
-    elif run.read_classes() != classes:
+    if resume and run.read_classes() != classes:
         raise UserError(f"data {recipe.data} no longer has the class list this run was trained on ({run.classes_txt})")
-
     done = state["epochs_done"]
     model = build_classifier(recipe.model, len(classes), "none" if done else recipe.weights,
                              recipe.image_size, recipe.dropout)
+    if not resume:  # only once data and model are known good: a failure leaves no half-made run
+        run.prepare(recipe.to_dict(), overwrite)
+        run.write_classes(classes)
     skipped = SkippedFiles()
     loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
                        seed=recipe.seed + done, skipped=skipped)

@@ -1,0 +1,274 @@
+"""evaluate(model, split) -> the study's figures for a run directory or an exported file, alike.
+
+A Keras run and the .tflite/.onnx exported from it go through the same runner interface, the
+same decoded images and the same metric code, so their numbers compare directly.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds.data.loader import BatchLoader
+from keras_birds.errors import UserError
+from keras_birds.evaluation import metrics
+from keras_birds.evaluation.latency import measure_latency
+from keras_birds.evaluation.report import write_report
+from keras_birds.evaluation.runners import Runner, open_runner
+
+SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
+# Species the study singled out: always called out in the report when the split has them.
+STUDY_NOTES = {
+    "PLUSH CRESTED JAY": "singled out by the study: none of its images is 224x224 (odd sizes and aspect ratios)",
+    "LOONEY BIRDS": "singled out by the study: its images are photos of people, not birds",
+}
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr():
+    """Send everything written to stdout (C libraries included) to stderr, e.g. while --json waits."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _split_index(data: str, split: str, exclude: set):
+    from keras_birds.data.sources import folder_source, load_source
+
+    if data.startswith("hf:"):
+        index = load_source(data)[split]
+    else:  # only the split asked for needs to exist
+        index = folder_source(data, splits=(split,))[split]
+    return index.without(exclude) if exclude else index
+
+
+def _match_classes(runner: Runner, index) -> tuple[list, np.ndarray, list]:
+    """Model class names, data class index -> model class index, and the model classes with no
+    folder in the data (allowed: e.g. birds-mini is a subset of the 525 species). Data classes the
+    model does not know are an error naming them."""
+    data_names = list(index.class_names)
+    names = runner.class_names
+    if names is None:
+        if runner.n_classes is not None and runner.n_classes != len(data_names):
+            raise UserError(
+                f"{runner.path} has {runner.n_classes} outputs but the data has {len(data_names)} species and the model "
+                f"carries no class names; put a labels.txt (one class per line) beside it")
+        _log(f"warning: {runner.path} carries no class names: assuming the data's {len(data_names)} species, in "
+             f"sorted folder order, are its classes (put a labels.txt beside it to check)")
+        return data_names, np.arange(len(data_names)), []
+    if runner.n_classes is not None and runner.n_classes != len(names):
+        raise UserError(f"{runner.path} has {runner.n_classes} outputs but {len(names)} class names "
+                        f"(from {runner.labels_from})")
+    position = {n: i for i, n in enumerate(names)}
+    unknown = [n for n in data_names if n not in position]
+    if unknown:
+        shown = ", ".join(repr(n) for n in unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
+        raise UserError(
+            f"the data's class names differ from the model's labels ({runner.labels_from}): {len(unknown)} species "
+            f"of the data are not among the model's {len(names)} classes: {shown}")
+    absent = [n for n in names if n not in set(data_names)]
+    return list(names), np.asarray([position[n] for n in data_names], dtype=np.int64), absent
+
+
+def _image_sizes(paths) -> dict:
+    from PIL import Image
+
+    sizes = {}
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                sizes[p] = img.size
+        except Exception:  # unreadable: the loader records it
+            pass
+    return sizes
+
+
+def _called_out(index, per_class: list) -> list:
+    """Study species present in the split, and any species whose images are not the common size."""
+    by_name = {c["class"]: c for c in per_class}
+    sizes = _image_sizes(index.paths)
+    common, share = (Counter(sizes.values()).most_common(1)[0][0], 0.0) if sizes else (None, 0.0)
+    if sizes:
+        share = Counter(sizes.values())[common] / len(sizes)
+    odd = {}
+    if common is not None and share >= 0.5:  # only meaningful when most images share one size
+        for path, label in zip(index.paths, index.labels):
+            if path in sizes and sizes[path] != common:
+                odd.setdefault(index.class_names[label], []).append(sizes[path])
+    out = []
+    for name in sorted(set(STUDY_NOTES) | set(odd)):
+        if name not in by_name or (name not in odd and by_name[name]["n"] == 0):
+            continue
+        row = by_name[name]
+        notes = [STUDY_NOTES[name]] if name in STUDY_NOTES else []
+        if name in odd:
+            shown = ", ".join(f"{w}x{h}" for w, h in odd[name][:6])
+            notes.append(f"{len(odd[name])} of its {row['n']} images here are not {common[0]}x{common[1]}: {shown}")
+        out.append({"class": name, "n": row["n"], "correct": row["correct"], "top1": row["top1"],
+                    "most_confused_with": row["most_confused_with"], "note": "; ".join(notes)})
+    return out
+
+
+def _resolve_data(runner: Runner, data, exclude):
+    """--data, else the run's own data (and its exclude list when --exclude is not given)."""
+    from keras_birds.data.sources import read_exclude_file
+
+    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else None
+    from_run = data is None
+    if from_run:
+        if recipe is None:
+            raise UserError(f"{runner.path} is a bare {runner.kind} file with no run directory around it: pass "
+                            f"--data ROOT (a Kaggle-layout folder or hf:<id>) to say which images to evaluate on")
+        data = recipe["data"]
+    if exclude is None:
+        exclude = (recipe or {}).get("exclude", "") if from_run else ""
+        if exclude and not Path(exclude).is_file():
+            raise UserError(f"the run's recipe excludes the files listed in {exclude}, which no longer exists; "
+                            f"pass --exclude FILE, or --exclude none")
+    if str(exclude).lower() == "none":
+        exclude = ""
+    return str(data), from_run, read_exclude_file(exclude), recipe
+
+
+def _check_image_size(runner: Runner, recipe):
+    size = recipe.get("image_size") if recipe else None
+    if runner.image_size is None:
+        if size is None:
+            raise UserError(f"{runner.path} has no fixed input size and no run directory says which to use")
+        runner.image_size = int(size)
+    elif size is not None and int(size) != runner.image_size:
+        raise UserError(
+            f"{runner.path} takes {runner.image_size}x{runner.image_size} images but its run "
+            f"{runner.run_dir.path} was trained on {size}x{size}: it is not this run's model (re-export it)")
+
+
+def flip_averaged(predict):
+    """predict(images) averaged with predict(mirror images): the recipe's tta_flip, as in training."""
+    return lambda images: (predict(images) + predict(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))) / 2
+
+
+def predict_split(predict, index, image_size: int, batch_size: int, progress=True):
+    """(probs, data labels, first batch of uint8 images, skipped files) over one split."""
+    from tqdm.auto import tqdm
+
+    loader = BatchLoader(index, image_size, batch_size, workers=1)
+    probs, labels, first = [], [], None
+    bar = tqdm(total=len(index), desc=f"eval {index.split}", unit="img", file=sys.stderr, disable=not progress)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # decode the next batch while the model runs
+        pending = pool.submit(loader.load_batch, 0)
+        for i in range(len(loader)):
+            images, y = pending.result()
+            if i + 1 < len(loader):
+                pending = pool.submit(loader.load_batch, i + 1)
+            positions = loader.order[i * batch_size:(i + 1) * batch_size]
+            bar.update(len(positions))
+            if all(index.paths[j] in loader.skipped.files for j in positions):
+                continue  # a wholly unreadable batch comes back with a later image borrowed: not twice
+            if first is None:
+                first = images
+            probs.append(predict(images))
+            labels.append(y)
+    bar.close()
+    return np.concatenate(probs), np.concatenate(labels), first, loader.skipped.as_list()
+
+
+def _in_run(runner: Runner) -> bool:
+    """The model is the run's own (model.keras / best weights), not a file exported elsewhere."""
+    return runner.run_dir is not None and runner.path.parent == runner.run_dir.path
+
+
+def default_out_dir(runner: Runner, split: str) -> Path:
+    base = runner.run_dir.eval_dir if _in_run(runner) else runner.path.parent / "eval"
+    return base / f"{runner.path.name}-{split}"
+
+
+def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclude=None, progress=True,
+             latency_runs=50, tta_flip=None) -> dict:
+    """Evaluate a run directory, .keras, .tflite or .onnx file on one split of a data set.
+
+    data: defaults to the run's recipe.json `data` (and its exclude list); required for a bare
+    file with no run directory around it. Writes report.json, report.md and PNGs to `out`
+    (default: MODEL_DIR/eval/<model file>-<split>/) and returns the report as a dict.
+    latency_runs: timed batch-1 runs (0 skips latency and throughput).
+    tta_flip: average each image with its mirror image; default: the run recipe's tta_flip (so a
+    run's own figures are reproduced), off for a bare file. Latency then times both passes.
+    """
+    if split not in SPLIT_ALIASES:
+        raise UserError(f"unknown split '{split}' (expected train, valid or test)")
+    split = SPLIT_ALIASES[split]
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    runner = open_runner(model_path)
+    data, from_run, excluded, recipe = _resolve_data(runner, data, exclude)
+    _check_image_size(runner, recipe)
+    try:
+        index = _split_index(data, split, excluded)
+    except UserError as e:
+        if from_run:
+            raise UserError(f"{e} (data from the run's recipe.json; pass --data to evaluate on other images)") from e
+        raise
+    if len(index) == 0:
+        raise UserError(f"split '{split}' of {data} has no images" + (" left after --exclude" if excluded else ""))
+    class_names, data_to_model, absent = _match_classes(runner, index)
+    if absent:
+        _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {data} [{split}]")
+
+    if tta_flip is None:
+        tta_flip = bool(recipe.get("tta_flip", False)) if recipe else False
+    predict = flip_averaged(runner.predict) if tta_flip else runner.predict
+    started = time.time()
+    probs, data_labels, first_batch, skipped = predict_split(predict, index, runner.image_size, batch_size, progress)
+    eval_seconds = time.time() - started
+    labels = data_to_model[data_labels]
+    if probs.shape[1] != len(class_names):
+        raise UserError(f"{runner.path} returned {probs.shape[1]} scores per image, expected {len(class_names)}")
+    row_sums = probs.sum(1)
+    if np.abs(row_sums - 1).mean() > 0.01:
+        _log(f"warning: {runner.path} outputs do not sum to 1 (mean {row_sums.mean():.3f}): not probabilities? "
+             f"calibration figures will be meaningless")
+
+    m = metrics.summarize(probs, labels, class_names, top_confusions=25)
+    if progress:
+        _log(f"timing {runner.kind} on {runner.device} ...")
+    latency = measure_latency(predict, first_batch, runs=latency_runs, batch_size=batch_size)
+    out_dir = Path(out) if out else default_out_dir(runner, split)
+    report = {
+        "model": str(runner.run_dir.path if runner.kind == "keras" and _in_run(runner) else runner.path),
+        "model_file": str(runner.path), "kind": runner.kind, "split": split, "data": data,
+        "n_images": int(len(labels)), "n_classes": len(class_names), "classes_in_split": m["classes_in_split"],
+        "top1": m["top1"], "top5": m["top5"], "macro_top1": m["macro_top1"], "ece": m["calibration"]["ece"],
+        "params": runner.params, "size_bytes": runner.size_bytes, "size_mb": round(runner.size_bytes / 1e6, 3),
+        **{k: latency[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "throughput_img_s")},
+        "device": runner.device, "image_size": runner.image_size, "labels_from": runner.labels_from,
+        "tta_flip": bool(tta_flip), "n_skipped": len(skipped), "excluded_files": len(excluded),
+        "eval_seconds": round(eval_seconds, 2),
+        "report_dir": str(out_dir), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_dir": str(runner.run_dir.path) if runner.run_dir else None,
+        "model_classes_absent_from_data": absent,
+        "latency": latency, "called_out": _called_out(index, m["per_class"]),
+        "most_confused": m["most_confused"], "calibration": m["calibration"], "per_class": m["per_class"],
+        "skipped_files": skipped, "confusion_matrix": m["confusion_matrix"].tolist(),
+    }
+    write_report(report, out_dir)
+    return report
+
+
+__all__ = ["evaluate", "predict_split", "default_out_dir", "stdout_to_stderr"]

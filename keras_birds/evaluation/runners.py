@@ -1,0 +1,414 @@
+"""One interface for "probabilities for these images" from a Keras model, a .tflite or an .onnx file.
+
+    runner = open_runner(path)        # a run directory, a .keras, .tflite or .onnx file
+    probs = runner.predict(images)    # (N, S, S, 3) uint8 or float32 RGB 0-255 -> (N, C) float32
+
+Eval, predict, compare and the export parity gate use only this; nothing else needs to know the
+file type. Every model takes raw pixels (preprocessing is inside it), so the runners only adapt
+the container: batch size, input dtype/quantisation, layout.
+
+Class names, first found wins:
+  - a run directory, or a .keras file inside one: the run's classes.txt;
+  - an exported file: its own metadata (ONNX metadata_props, TFLite metadata entry, key `labels`,
+    `class_names` or `classes`, a JSON list or one name per line; or a `labels.txt` packed into
+    the .tflite as a TFLite Support associated file), then `labels.txt` beside the file (one class
+    per line), then the classes.txt of a run directory the file sits in (or one level below it).
+Otherwise `class_names` is None and the caller must trust the data's class order.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds.errors import UserError
+from keras_birds.evaluation.latency import cpu_description, torch_device, usable_cores
+from keras_birds.run_dir import RunDir
+
+LABEL_KEYS = ("labels", "class_names", "classes")
+KINDS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
+
+
+def parse_labels(text) -> list | None:
+    """A JSON list of names, or one name per line (trailing blank lines dropped)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    text = text.strip("\n")
+    if not text.strip():
+        return None
+    if text.lstrip().startswith("["):
+        try:
+            names = json.loads(text)
+            if isinstance(names, list):
+                return [str(n) for n in names]
+        except ValueError:
+            pass
+    return text.splitlines()
+
+
+def enclosing_run(path: Path) -> RunDir | None:
+    """The run directory a model file sits in (or one folder below), if any."""
+    for folder in (path.parent, path.parent.parent):
+        run = RunDir(folder)
+        if run.is_run():
+            return run
+    return None
+
+
+def _labels_beside(path: Path, run: RunDir | None):
+    beside = path.parent / "labels.txt"
+    if beside.is_file():
+        names = parse_labels(beside.read_text(encoding="utf-8"))
+        if names:
+            return names, str(beside)
+    if run is not None and run.classes_txt.is_file():
+        return run.read_classes(), str(run.classes_txt)
+    return None, None
+
+
+class Runner:
+    """probabilities = runner.predict(images); attributes describe the model for reports."""
+
+    kind: str
+    image_size: int | None
+    class_names: list | None
+    labels_from: str | None  # where the class names came from
+    path: Path
+    size_bytes: int
+    params: int | None
+    device: str
+    run_dir: RunDir | None = None
+    n_classes: int | None = None
+
+    def predict(self, images) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def _as_pixels(images) -> np.ndarray:
+        x = np.asarray(images)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != 3:
+            raise ValueError(f"expected images (N, S, S, 3), got shape {x.shape}")
+        return x
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "path": str(self.path), "image_size": self.image_size,
+                "n_classes": self.n_classes, "params": self.params, "size_bytes": self.size_bytes,
+                "size_mb": round(self.size_bytes / 1e6, 3), "device": self.device,
+                "labels_from": self.labels_from, "run_dir": str(self.run_dir.path) if self.run_dir else None}
+
+
+class KerasRunner(Runner):
+    kind = "keras"
+
+    def __init__(self, model, path: Path, class_names=None, labels_from=None, run_dir=None, chunk: int = 64):
+        self.model, self.path, self.run_dir, self.chunk = model, Path(path), run_dir, chunk
+        self.class_names, self.labels_from = class_names, labels_from
+        shape = model.input_shape
+        self.image_size = shape[1] if shape[1] is not None else None
+        self.n_classes = model.output_shape[-1]
+        self.params = int(model.count_params())
+        self.size_bytes = self.path.stat().st_size
+        import keras
+
+        self.device = torch_device() if keras.backend.backend() == "torch" else cpu_description()
+
+    def predict(self, images) -> np.ndarray:
+        import keras
+
+        x = self._as_pixels(images).astype("float32", copy=False)
+        out = []
+        with _no_grad():
+            for i in range(0, len(x), self.chunk):
+                out.append(keras.ops.convert_to_numpy(self.model(x[i:i + self.chunk], training=False)))
+        if not out:
+            return np.zeros((0, self.n_classes), "float32")
+        return np.concatenate(out).astype("float32", copy=False)
+
+
+def _no_grad():
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()
+
+
+def _load_keras(path: Path):
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        raise UserError(f"{path} is not a loadable Keras model ({_first_line(e)})") from e
+
+
+def _keras_from_run(run: RunDir) -> KerasRunner:
+    names = run.read_classes()
+    if run.model_keras.is_file():
+        model, path = _load_keras(run.model_keras), run.model_keras
+    elif run.best_weights.is_file():  # a run still training (or killed): rebuild and load its best epoch
+        from keras_birds.models.build import build_classifier
+
+        recipe = run.read_recipe()
+        model = build_classifier(recipe["model"], len(names), "none", recipe["image_size"], recipe.get("dropout", 0.2))
+        try:
+            model.load_weights(run.best_weights)
+        except Exception as e:
+            raise UserError(f"cannot load {run.best_weights} into {recipe['model']} ({_first_line(e)})") from e
+        path = run.best_weights
+    else:
+        raise UserError(f"{run.path} is a run directory with no model yet (no model.keras or best.weights.h5): "
+                        f"let at least one epoch finish")
+    return KerasRunner(model, path, names, str(run.classes_txt), run)
+
+
+def _layout(shape) -> str:
+    """NHWC (ours) unless the file clearly wants channels first."""
+    if len(shape) == 4 and shape[-1] != 3 and shape[1] == 3:
+        return "NCHW"
+    return "NHWC"
+
+
+def _spatial(shape, layout) -> int | None:
+    side = shape[2] if layout == "NCHW" else shape[1]
+    return side if isinstance(side, (int, np.integer)) and side > 0 else None
+
+
+def _fixed_batch(dim) -> int | None:
+    return int(dim) if isinstance(dim, (int, np.integer)) and dim > 0 else None
+
+
+def _run_in_chunks(x, fixed_batch, run_fn):
+    """run_fn on the whole batch, or on slices of `fixed_batch` (last one zero-padded)."""
+    if fixed_batch is None:
+        return run_fn(x)
+    outs = []
+    for i in range(0, len(x), fixed_batch):
+        part = x[i:i + fixed_batch]
+        n = len(part)
+        if n < fixed_batch:
+            part = np.concatenate([part, np.zeros((fixed_batch - n,) + part.shape[1:], part.dtype)])
+        outs.append(run_fn(part)[:n])
+    return np.concatenate(outs)
+
+
+class OnnxRunner(Runner):
+    kind = "onnx"
+
+    def __init__(self, path: Path, run_dir=None):
+        import onnxruntime as ort
+
+        self.path, self.run_dir = Path(path), run_dir
+        self.size_bytes = self.path.stat().st_size
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.intra_op_num_threads = usable_cores()
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as e:
+            raise UserError(f"{self.path} is not a loadable ONNX model ({_first_line(e)})") from e
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.uint8 if "uint8" in inp.type else np.float32
+        self.layout = _layout(inp.shape)
+        self.image_size = _spatial(inp.shape, self.layout)
+        self.fixed_batch = _fixed_batch(inp.shape[0])
+        out_dim = self.session.get_outputs()[0].shape[-1]
+        self.n_classes = int(out_dim) if isinstance(out_dim, int) else None
+        used = self.session.get_providers()[0]
+        self.device = f"{cpu_description()}, onnxruntime" if used == "CPUExecutionProvider" else f"onnxruntime {used}"
+        self.params = self._count_params()
+        meta = self.session.get_modelmeta().custom_metadata_map
+        names = next((parse_labels(meta[k]) for k in LABEL_KEYS if meta.get(k)), None)
+        self.class_names, self.labels_from = (names, f"{self.path.name} metadata") if names else _labels_beside(self.path, run_dir)
+
+    def _count_params(self) -> int | None:
+        try:
+            import onnx
+
+            model = onnx.load(str(self.path), load_external_data=False)
+            return int(sum(int(np.prod(t.dims)) for t in model.graph.initializer))
+        except Exception:
+            return None
+
+    def predict(self, images) -> np.ndarray:
+        x = self._as_pixels(images)
+        x = np.clip(np.rint(x), 0, 255).astype(np.uint8) if self.input_dtype == np.uint8 else x.astype(np.float32, copy=False)
+        if self.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        run = lambda part: self.session.run(None, {self.input_name: part})[0]  # noqa: E731
+        if len(x) == 0:
+            return np.zeros((0, self.n_classes or 0), "float32")
+        return np.asarray(_run_in_chunks(x, self.fixed_batch, run), dtype=np.float32)
+
+
+def _tflite_metadata(buf: bytes):
+    """(class names or None, parameter count or None) from the flatbuffer, without unpacking it all."""
+    names, params = None, None
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+
+        model = schema.Model.GetRootAs(buf, 0)
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            if entry.Name() and entry.Name().decode() in LABEL_KEYS:
+                data = model.Buffers(entry.Buffer()).DataAsNumpy()
+                if isinstance(data, np.ndarray):
+                    names = parse_labels(data.tobytes())
+                    if names:
+                        break
+        graph, total = model.Subgraphs(0), 0
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            b = model.Buffers(tensor.Buffer())
+            if b is not None and (b.DataLength() > 0 or b.Offset() > 1):  # a constant: weights, bias
+                total += int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
+        params = total
+    except Exception:
+        pass
+    if names is None and zipfile.is_zipfile(io.BytesIO(buf)):
+        try:  # TFLite Support metadata packs associated files (labels.txt) as a zip after the model
+            with zipfile.ZipFile(io.BytesIO(buf)) as z:
+                label_files = [n for n in z.namelist() if n.lower().endswith(".txt")]
+                if label_files:
+                    names = parse_labels(z.read(sorted(label_files, key=lambda n: "label" not in n.lower())[0]))
+        except Exception:
+            pass
+    return names, params
+
+
+@contextlib.contextmanager
+def _captured_stderr_fd():
+    """LiteRT's C++ runtime writes INFO lines ("Created TensorFlow Lite XNNPACK delegate") straight to
+    file descriptor 2; keep them out of the command's output. Yields a list that receives the text."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    captured = []
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.append(tmp.read().decode("utf-8", errors="replace"))
+
+
+class TFLiteRunner(Runner):
+    kind = "tflite"
+
+    def __init__(self, path: Path, run_dir=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self.path, self.run_dir = Path(path), run_dir
+        buf = self.path.read_bytes()
+        self.size_bytes = len(buf)
+        self.threads = usable_cores()
+        captured = []
+        try:
+            with _captured_stderr_fd() as captured:
+                self.interpreter = Interpreter(model_content=buf, num_threads=self.threads)
+                self.interpreter.allocate_tensors()
+        except Exception as e:
+            said = [ln for ln in "".join(captured).splitlines() if ln.strip() and not ln.startswith("INFO")]
+            detail = f"; LiteRT: {said[0][:160]}" if said else ""
+            raise UserError(f"{self.path} is not a loadable TFLite model ({_first_line(e)}{detail})") from e
+        inp = self.interpreter.get_input_details()[0]
+        out = self.interpreter.get_output_details()[0]
+        self.input_index, self.output_index = inp["index"], out["index"]
+        self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
+        self.input_quant, self.output_quant = inp.get("quantization", (0.0, 0)), out.get("quantization", (0.0, 0))
+        shape = [int(d) for d in inp["shape"]]
+        signature = [int(d) for d in inp.get("shape_signature", inp["shape"])]
+        self.layout = _layout(shape)
+        self.image_size = _spatial(shape, self.layout)
+        self.dynamic_batch = signature[0] == -1
+        self.fixed_batch = None if self.dynamic_batch else shape[0]
+        self._allocated_batch = shape[0]
+        self.n_classes = int(out["shape"][-1])
+        self.device = f"{cpu_description()}, LiteRT {self.threads} threads"
+        names, self.params = _tflite_metadata(buf)
+        self.class_names, self.labels_from = (names, f"{self.path.name} metadata") if names else _labels_beside(self.path, run_dir)
+
+    def _quantize(self, x):
+        scale, zero = self.input_quant
+        if self.input_dtype == np.float32:
+            return x.astype(np.float32, copy=False)
+        if self.input_dtype.kind in "iu":
+            info = np.iinfo(self.input_dtype)
+            q = x.astype(np.float32) / scale + zero if scale else x.astype(np.float32)
+            return np.clip(np.rint(q), info.min, info.max).astype(self.input_dtype)
+        return x.astype(self.input_dtype)
+
+    def _dequantize(self, y):
+        scale, zero = self.output_quant
+        if self.output_dtype.kind in "iu":
+            return ((y.astype(np.float32) - zero) * (scale or 1.0)).astype(np.float32)
+        return y.astype(np.float32, copy=False)
+
+    def _invoke(self, part):
+        if self.dynamic_batch and len(part) != self._allocated_batch:
+            shape = list(part.shape)
+            with _captured_stderr_fd():
+                self.interpreter.resize_tensor_input(self.input_index, shape)
+                self.interpreter.allocate_tensors()
+            self._allocated_batch = len(part)
+        self.interpreter.set_tensor(self.input_index, part)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output_index).copy()
+
+    def predict(self, images) -> np.ndarray:
+        x = self._as_pixels(images)
+        if len(x) == 0:
+            return np.zeros((0, self.n_classes), "float32")
+        x = self._quantize(x)
+        if self.layout == "NCHW":
+            x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+        return self._dequantize(_run_in_chunks(x, self.fixed_batch, self._invoke))
+
+
+def open_runner(path) -> Runner:
+    """A run directory (model.keras, else best.weights.h5), a .keras, .tflite or .onnx file."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model {path} does not exist (expected a run directory, .keras, .tflite or .onnx file)")
+    if path.is_dir():
+        run = RunDir(path)
+        if not run.is_run():
+            raise UserError(f"{path} is a folder but not a keras-birds run directory (no recipe.json); "
+                            f"pass a run directory, .keras, .tflite or .onnx file")
+        return _keras_from_run(run)
+    kind = KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unknown model file type '{path.suffix}' (expected .keras, .tflite or .onnx, "
+                        f"or a run directory)")
+    run = enclosing_run(path)
+    if kind == "keras":
+        if run is not None and path.parent == run.path:
+            names, source = run.read_classes(), str(run.classes_txt)
+        else:
+            names, source = _labels_beside(path, run)
+        return KerasRunner(_load_keras(path), path, names, source, run)
+    if kind == "onnx":
+        return OnnxRunner(path, run)
+    return TFLiteRunner(path, run)

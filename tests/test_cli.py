@@ -1,0 +1,221 @@
+"""The keras-birds command: --version, --help, and bad input as one `error:` line with exit code 2."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from keras_birds import __version__
+from keras_birds.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "resnet18.py"
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """Run the CLI in-process from an empty working directory; returns (result, cwd)."""
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+
+    def run(*args):
+        result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+        return result
+
+    run.cwd = cwd
+    return run
+
+
+def _one_error_line(result):
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert result.stdout == ""
+    return lines[0]
+
+
+def _nothing_written(cli, out=None):
+    assert list(cli.cwd.iterdir()) == [], "the command wrote into the working directory"
+    if out is not None:
+        assert not Path(out).exists()
+
+
+def test_version(cli):
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"keras-birds, version {__version__}"
+
+
+def test_help_lists_every_command(cli):
+    result = cli("--help")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: ")
+    for name in main.commands:
+        assert name in result.stdout
+    assert {"train", "models"} <= set(main.commands)
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_of_every_command(cli, command, flag):
+    result = cli(command, flag)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"Usage: main {command}") or result.stdout.startswith(f"Usage: keras-birds {command}")
+    doc = main.commands[command].help.split("\n")[0].strip()
+    assert doc[:40] in " ".join(result.stdout.split())
+
+
+def test_train_help_names_every_option(cli):
+    out = cli("train", "--help").stdout
+    for option in ("--data", "--weights", "--epochs", "--lr", "--batch-size", "--image-size", "--exclude", "--set",
+                   "--out", "--resume", "--overwrite", "--quiet"):
+        assert option in out
+
+
+def test_models_lists_the_registry(cli):
+    from keras_birds.models.registry import MODELS
+
+    result = cli("models")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == list(MODELS)
+    for line, spec in zip(lines, MODELS.values()):
+        assert f"{spec.image_size}px" in line and spec.imagenet in line
+
+
+# -- bad input: one line, exit code 2, nothing written -------------------------------------------
+def test_missing_data_folder(cli, tmp_path):
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", RECIPE, "--data", tmp_path / "nowhere", "--out", out))
+    assert str(tmp_path / "nowhere") in line and "does not exist" in line
+    _nothing_written(cli, out)
+
+
+def test_default_out_is_not_created_on_error(cli, tmp_path):
+    _one_error_line(cli("train", RECIPE, "--data", tmp_path / "nowhere"))
+    _nothing_written(cli)  # no runs/resnet18 in the working directory
+
+
+def test_missing_split(cli, small_dataset, tmp_path):
+    shutil.rmtree(small_dataset / "test")
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out))
+    assert "'test'" in line and str(small_dataset) in line
+    _nothing_written(cli, out)
+
+
+def test_differing_class_lists(cli, small_dataset, tmp_path):
+    (small_dataset / "valid" / "MANDRIN DUCK").rename(small_dataset / "valid" / "MANDARIN DUCK")
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out))
+    assert "missing in valid: MANDRIN DUCK" in line and "extra in valid: MANDARIN DUCK" in line
+    _nothing_written(cli, out)
+
+
+def test_nonexistent_recipe_file(cli, small_dataset, tmp_path):
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", tmp_path / "recipes" / "nope.py", "--data", small_dataset, "--out", out))
+    assert "nope.py" in line and "does not exist" in line
+    _nothing_written(cli, out)
+
+
+def test_recipe_that_does_not_parse(cli, small_dataset, tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("from keras_birds.recipe import Recipe\nRECIPE = Recipe(model='resnet18',,)\n")
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", bad, "--data", small_dataset, "--out", out))
+    assert str(bad) in line and "line 2" in line
+    _nothing_written(cli, out)
+
+
+def test_unknown_model_via_set(cli, small_dataset, tmp_path):
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--set", "model=foo", "--out", out))
+    assert "unknown model 'foo'" in line
+    _nothing_written(cli, out)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "epoch=1,1"], "unknown recipe field 'epoch'"),
+    (["--set", "batch_size"], "expected KEY=VALUE"),
+    (["--batch-size", "0"], "batch_size must be >= 1"),
+    (["--epochs", "1,x"], "--set epochs=1,x"),
+    (["--weights", "/no/such/file.weights.h5"], "--weights none"),
+    (["--exclude", "/no/such/exclude.txt"], "exclude file /no/such/exclude.txt does not exist"),
+])
+def test_other_bad_arguments(cli, small_dataset, tmp_path, args, words):
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out, *args))
+    assert words in line
+    _nothing_written(cli, out)
+
+
+def test_missing_recipe_argument(cli):
+    line = _one_error_line(cli("train"))
+    assert "RECIPE_FILE" in line
+
+
+def test_resume_with_overrides_is_refused(cli, tmp_path):
+    _one_error_line(cli("train", "--resume", tmp_path / "run", "--epochs", "1,1"))
+    _nothing_written(cli, tmp_path / "run")
+
+
+def test_resume_of_a_missing_run(cli, tmp_path):
+    line = _one_error_line(cli("train", "--resume", tmp_path / "run"))
+    assert "recipe.json" in line
+    _nothing_written(cli, tmp_path / "run")
+
+
+def _fake_run(path):
+    path.mkdir(parents=True)
+    (path / "recipe.json").write_text(json.dumps({"model": "efficientnet_b0", "name": "other"}))
+    (path / "classes.txt").write_text("A\nB\n")
+    return {p.name: p.read_bytes() for p in path.iterdir()}
+
+
+def test_out_dir_holding_another_run(cli, small_dataset, tmp_path):
+    out = tmp_path / "run"
+    before = _fake_run(out)
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out, "--epochs", "1,1"))
+    assert "already holds a run" in line and "--resume" in line and "--overwrite" in line
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # untouched
+    _nothing_written(cli)
+
+
+def test_out_dir_holding_unrelated_files(cli, small_dataset, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out))
+    assert "other files" in line
+    # --overwrite must not delete files that are not a run either
+    line = _one_error_line(cli("train", RECIPE, "--data", small_dataset, "--out", out, "--overwrite"))
+    assert "not a keras-birds run" in line
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+    assert (out / "thesis.tex").read_text() == "precious"
+    _nothing_written(cli)
+
+
+def test_error_through_the_installed_command(small_dataset, tmp_path):
+    """The real console script: exactly one stderr line (no library start-up chatter), exit code 2."""
+    exe = Path(sys.executable).with_name("keras-birds")
+    if not exe.exists():
+        pytest.skip(f"{exe} not installed")
+    shutil.rmtree(small_dataset / "valid" / "BLACK SWAN")
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    proc = subprocess.run([str(exe), "train", str(RECIPE), "--data", str(small_dataset), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        f"error: class lists differ between {small_dataset / 'train'} and {small_dataset / 'valid'}: "
+        "missing in valid: BLACK SWAN; extra in valid: none"
+    ]
+    assert not out.exists()
