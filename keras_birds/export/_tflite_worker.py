@@ -1,0 +1,92 @@
+"""Subprocess of export/tflite.py: rebuild the model on the TensorFlow backend and convert it.
+
+    KERAS_BACKEND=tensorflow python -m keras_birds.export._tflite_worker JOB.json
+
+JOB.json: {"model", "n_classes", "image_size", "dropout", "weights" (a .keras or .weights.h5),
+"quantize": [...], "calibration" (a .npy of uint8 images, for int8), "out_dir"}.
+Writes OUT_DIR/<quantize>.tflite (plain, no metadata) and OUT_DIR/worker.json with what it did.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _saved_model(model, image_size: int, folder: str):
+    """Keras 3 model -> SavedModel with one fixed-shape `serve` endpoint (batch 1, raw pixels).
+
+    TensorFlow's documented Keras 3 route (ExportArchive -> SavedModel -> from_saved_model).
+    `from_concrete_functions` on a Keras 3 model wrote a 0.28 MB file that outputs NaN, and
+    `from_keras_model` goes through the same traced function, so neither is used.
+    """
+    import keras
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serve", lambda pixels: model(pixels, training=False),
+                         input_signature=[tf.TensorSpec((1, image_size, image_size, 3), tf.float32, name="pixels")])
+    archive.write_out(folder, verbose=False)
+
+
+def _convert(saved_model_dir: str, quantize: str, calibration):
+    import numpy as np
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    # Builtin ops only: a file that needs the Flex (TF ops) delegate would not load in MediaPipe
+    # or a plain LiteRT app, so an op without a builtin kernel must fail here, not on the phone.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        # Full-integer post-training quantisation; per-channel weights are the converter's default
+        # for conv/dense kernels. uint8 in/out: the app hands over its RGB bytes as they are.
+        def representative():
+            for image in calibration:
+                yield [image[None].astype(np.float32)]
+
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(f"the TFLite worker needs KERAS_BACKEND=tensorflow, got {keras.backend.backend()}")
+    import numpy as np
+
+    from keras_birds.models.build import build_classifier
+
+    out_dir = Path(job["out_dir"])
+    started = time.time()
+    model = build_classifier(job["model"], job["n_classes"], "none", job["image_size"], job["dropout"])
+    model.load_weights(job["weights"])
+    calibration = np.load(job["calibration"]) if job.get("calibration") else None
+    report = {"keras_backend": keras.backend.backend(), "files": {}}
+    with tempfile.TemporaryDirectory() as saved:
+        _saved_model(model, job["image_size"], saved)
+        report["saved_model_seconds"] = round(time.time() - started, 1)
+        for quantize in job["quantize"]:
+            t0 = time.time()
+            data = _convert(saved, quantize, calibration)
+            path = out_dir / f"{quantize}.tflite"
+            path.write_bytes(data)
+            report["files"][quantize] = {"path": str(path), "bytes": len(data),
+                                         "convert_seconds": round(time.time() - t0, 1)}
+    (out_dir / "worker.json").write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

@@ -1,0 +1,250 @@
+"""export(run_dir) -> OUT/{model.onnx, model_<q>.tflite, labels.txt, export.json}, verified.
+
+One file an app engineer drops into a phone app: fixed 1xSxSx3 input of raw RGB pixels (uint8 for
+int8), preprocessing inside, softmax probabilities out, class names inside the file and beside it.
+Each file then passes the parity gate (verify.py) on the run's validation split, or is renamed
+`*.unverified.*` and the export fails. export.json records sizes, gate figures and batch-1 latency
+of each file next to the Keras model's, measured in this process on this machine.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds import __version__
+from keras_birds.errors import UserError
+from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
+
+DEFAULT_CALIBRATION_IMAGES = 300
+DEFAULT_LATENCY_RUNS = 50
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    report: dict
+
+    @property
+    def passed(self) -> bool:
+        return self.report["passed"] is not False
+
+
+def _open_run(path) -> tuple:
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UserError(f"run directory {run.path} does not exist")
+    if not run.is_run():
+        raise UserError(f"{run.path} is not a keras-birds run directory (no recipe.json); pass the --out folder "
+                        f"of a `keras-birds train` run")
+    recipe, classes = run.read_recipe(), run.read_classes()
+    for key in ("model", "image_size", "data"):
+        if key not in recipe:
+            raise UserError(f"{run.recipe_json} has no '{key}': not a keras-birds recipe")
+    if run.model_keras.is_file():
+        weights = run.model_keras
+    elif run.best_weights.is_file():
+        weights = run.best_weights
+    else:
+        raise UserError(f"{run.path} has no trained model yet (no model.keras or best.weights.h5): "
+                        f"let at least one epoch finish")
+    if not classes:
+        raise UserError(f"{run.classes_txt} is empty")
+    return run, recipe, classes, weights
+
+
+def _load_torch_model(recipe: dict, n_classes: int, weights: Path):
+    """The run's model on this process' backend (torch), rebuilt and loaded with its best weights."""
+    from keras_birds.models.build import build_classifier
+
+    model = build_classifier(recipe["model"], n_classes, "none", recipe["image_size"], recipe.get("dropout", 0.2))
+    try:
+        model.load_weights(weights)
+    except Exception as e:
+        raise UserError(f"cannot load {weights} into {recipe['model']} ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:160] if str(e) else ''})") from e
+    return model
+
+
+def _index(data: str, recipe: dict, split: str):
+    from keras_birds.data.sources import load_source, read_exclude_file
+
+    exclude = recipe.get("exclude") or ""
+    excluded = read_exclude_file(exclude) if exclude and Path(exclude).is_file() else set()
+    try:
+        return load_source(data, excluded)[split]
+    except UserError as e:
+        raise UserError(f"{e} (the run's data; pass --data PATH if it has moved)") from e
+
+
+def _batches(index, image_size: int, batch_size: int = 32):
+    from keras_birds.data.loader import BatchLoader
+
+    loader = BatchLoader(index, image_size, batch_size, workers=1)
+    for i in range(len(loader)):
+        yield loader.load_batch(i)
+
+
+def _latency(runner, images, runs: int) -> dict:
+    from keras_birds.evaluation.latency import measure_latency
+
+    timing = measure_latency(runner.predict, images, runs=runs, warmup=min(5, runs), batch_size=1,
+                             throughput_seconds=0)
+    return {k: timing[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "latency_ms_b1_runs")}
+
+
+def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
+           calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
+           latency_runs: int = DEFAULT_LATENCY_RUNS, log=print) -> ExportResult:
+    from keras_birds.export import onnx as onnx_export
+    from keras_birds.export import tflite as tflite_export
+    from keras_birds.export import verify as gate
+    from keras_birds.export.metadata import read_metadata
+
+    if not (onnx or tflite):
+        raise UserError("nothing to export: pass --tflite and/or --onnx")
+    quantize = list(dict.fromkeys(quantize)) if tflite else []
+    unknown = [q for q in quantize if q not in tflite_export.QUANTIZE]
+    if unknown:
+        raise UserError(f"unknown --quantize {', '.join(unknown)} (choose from {', '.join(tflite_export.QUANTIZE)})")
+    if tflite and not quantize:
+        raise UserError("--tflite needs at least one --quantize (none, fp16, dynamic, int8)")
+    run, recipe, classes, weights = _open_run(run_path)
+    out_dir = Path(out) if out else run.path / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    size, data = int(recipe["image_size"]), data or recipe["data"]
+    started = time.time()
+    atomic_write_text(out_dir / "labels.txt", "".join(f"{n}\n" for n in classes))
+    description = {"name": f"keras-birds {recipe['model']}",
+                   "description": f"Bird species classifier, {len(classes)} species, from run {run.path.name}. "
+                                  f"Input: raw RGB pixels 0-255; output: softmax probabilities.",
+                   "version": f"keras-birds {__version__}", "author": "keras-birds"}
+    files, calibration = {}, None  # label -> (path, quantize)
+
+    if onnx:
+        log(f"exporting ONNX from {weights} ...")
+        model = _load_torch_model(recipe, len(classes), weights)
+        path = onnx_export.export_onnx(model, out_dir / "model.onnx", image_size=size, class_names=classes,
+                                       metadata={"model": recipe["model"], "run": run.path.name,
+                                                 "keras_birds_version": __version__})
+        files["onnx"] = (path, "none")
+        del model
+    if tflite:
+        cal_images = None
+        if "int8" in quantize:
+            if calibration_images < 1:
+                raise UserError("--calibration-images must be >= 1 for int8")
+            cal_images, calibration = tflite_export.calibration_images(_index(data, recipe, "train"), size,
+                                                                       calibration_images)
+            log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
+        log(f"converting to TFLite ({', '.join(quantize)}) on the TensorFlow backend ...")
+        written = tflite_export.export_tflite(
+            model_name=recipe["model"], weights=weights, n_classes=len(classes), image_size=size,
+            dropout=recipe.get("dropout", 0.2), class_names=classes, quantize=quantize, out_dir=out_dir,
+            calibration=cal_images, description=description)
+        files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
+        del cal_images
+
+    io_info = {label: (onnx_export if label == "onnx" else tflite_export).io_details(path)
+               for label, (path, _) in files.items()}
+    from keras_birds.evaluation.runners import open_runner
+
+    keras_runner = open_runner(run.path)
+    results, n_valid, latency_images = {}, None, None
+    if verify:
+        index = _index(data, recipe, "valid")
+        n_valid = len(index)
+        log(f"verifying on {n_valid} validation images ...")
+        results = gate.run_gate(keras_runner, files, _batches(index, size), classes)
+        for label, (path, q) in files.items():
+            if q == "int8":
+                gate.check_raw_pixel_input(results[label], io_info[label])
+        latency_images = next(_batches(index, size, 8))[0]
+    if latency_images is None:  # latency does not depend on the content; --no-verify loads no data
+        latency_images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+
+    keras_info = {"path": str(keras_runner.path), "size_bytes": keras_runner.size_bytes,
+                  "size_mb": round(keras_runner.size_bytes / 1e6, 3), "params": keras_runner.params,
+                  "device": keras_runner.device}
+    if latency_runs > 0:
+        keras_info.update(_latency(keras_runner, latency_images, latency_runs))
+    entries = []
+    for label, (path, q) in files.items():
+        result = results.get(label)
+        passed = result.passed if result else None
+        entry = {"file": None, "format": "onnx" if label == "onnx" else "tflite",
+                 "quantize": "none" if label == "onnx" else q, **io_info[label]}
+        if entry["format"] == "tflite":
+            meta = read_metadata(Path(path).read_bytes())
+            entry["labels_inside"] = "labels.txt (TFLite metadata associated file)" if meta and \
+                "labels.txt" in meta["packed_files"] else None
+            entry["normalization"] = (meta["inputs"][0].get("normalization") if meta else None)
+            if q == "int8":
+                entry["per_channel_weights"] = tflite_export.per_channel_weights(path)
+        else:
+            entry["labels_inside"] = "metadata_props['labels']"
+        if latency_runs > 0:
+            runner = open_runner(path)
+            entry.update(_latency(runner, latency_images, latency_runs), device=runner.device)
+            if keras_info.get("latency_ms_b1_median") and entry["latency_ms_b1_median"]:
+                entry["speedup_vs_keras"] = round(keras_info["latency_ms_b1_median"] / entry["latency_ms_b1_median"], 2)
+            del runner
+        final = gate.settle_name(path, passed)
+        size_bytes = final.stat().st_size
+        entry.update(file=final.name, size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
+                     size_vs_keras=round(size_bytes / keras_runner.size_bytes, 3),
+                     verified=passed, gate=result.as_dict() if result else None)
+        entries.append(entry)
+
+    passed = None if not verify else all(r.passed for r in results.values())
+    report = {
+        "run": str(run.path.resolve()), "model": recipe["model"], "image_size": size, "n_classes": len(classes),
+        "labels": "labels.txt", "keras_birds_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.time() - started, 1),
+        "data": data, "validation_images": n_valid, "calibration": calibration,
+        "gate": {"float": f"top-1 agreement with Keras >= {100 * gate.MIN_TOP1_AGREEMENT}%",
+                 "quantised": f"top-1 accuracy drop <= {gate.MAX_TOP1_DROP_POINTS} point",
+                 "split": "valid" if verify else None},
+        "passed": passed, "keras": keras_info, "files": entries,
+    }
+    atomic_write_json(out_dir / "export.json", report)
+    return ExportResult(out_dir, report)
+
+
+def format_summary(result: ExportResult) -> str:
+    """The table the command prints: one line per file, then the verdict."""
+    r = result.report
+    k = r["keras"]
+    lines = [f"{'file':34s} {'MB':>7s} {'agree%':>7s} {'top1%':>6s} {'drop':>6s} {'ms/img':>7s}  gate",
+             f"{'keras (' + Path(k['path']).name + ')':34s} {k['size_mb']:7.2f} {'':>7s} "
+             f"{_pct(_keras_top1(r)):>6s} {'':>6s} {_ms(k.get('latency_ms_b1_median')):>7s}"]
+    for f in r["files"]:
+        g = f["gate"] or {}
+        verdict = {True: "PASS", False: "FAIL", None: "not verified"}[f["verified"]]
+        lines.append(f"{f['file']:34s} {f['size_mb']:7.2f} {_pct(g.get('top1_agreement')):>7s} "
+                     f"{_pct(g.get('top1')):>6s} {_num(g.get('top1_drop_points')):>6s} "
+                     f"{_ms(f.get('latency_ms_b1_median')):>7s}  {verdict}")
+    for f in r["files"]:
+        if f["verified"] is False:
+            lines.append(f"  {f['file']}: " + "; ".join(f["gate"]["problems"]))
+    lines.append(f"wrote {result.out_dir / 'export.json'}")
+    return "\n".join(lines)
+
+
+def _keras_top1(report):
+    return next((f["gate"]["keras_top1"] for f in report["files"] if f["gate"] and f["gate"]["keras_top1"] is not None),
+                None)
+
+
+def _pct(v):
+    return "" if v is None else f"{100 * v:.1f}"
+
+
+def _num(v):
+    return "" if v is None else f"{v:+.1f}"
+
+
+def _ms(v):
+    return "" if v is None else f"{v:.1f}"
