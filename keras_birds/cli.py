@@ -204,5 +204,36 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
         sys.exit(1)
 
 
+@main.command()
+@click.option("--data", required=True, help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ or hf:<dataset id>.")
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: clean/<data name>].")
+@click.option("--exclude-also", metavar="TYPES",
+              help="Also list these reported types in exclude.txt, comma-separated: near_duplicates, odd_size, "
+                   "odd_aspect_ratio, blurry, dark, light, low_information, grayscale.")
+@click.option("--jobs", type=int, help="Parallel decoding workers [default: the usable CPUs].")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def clean(data, out, exclude_also, jobs, quiet):
+    """Audit every split of a data set and write a review report plus exclude.txt; modifies no data file.
+
+    cleanvision per split (exact/near duplicates, odd size, odd aspect ratio, blurry, dark, light,
+    low information, grayscale), plus leakage (one picture in two splits), label conflicts (one
+    picture under two species) and unreadable, truncated or non-image files. Writes report.md,
+    issues.csv, exclude.txt and a thumbnail sheet per issue type. exclude.txt lists unreadable files,
+    both sides of label conflicts, the train side of leakage and extra copies of exact duplicates;
+    the rest is reported only, unless --exclude-also names it. Finished splits are cached in
+    OUT/.cache, so an interrupted audit run again redoes only the unfinished ones.
+
+    \b
+      keras-birds clean --data ../shared/data/birds-dev --out clean/birds-dev
+      keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev --exclude clean/birds-dev/exclude.txt
+    """
+    from keras_birds.cleaning.audit import audit, parse_exclude_also
+    from keras_birds.cleaning.report import terminal_summary
+
+    result = audit(data, out, exclude_also=parse_exclude_also(exclude_also), jobs=jobs, progress=not quiet,
+                   log=lambda msg: click.echo(msg, err=True))
+    click.echo(terminal_summary(result))
+
+
 if __name__ == "__main__":
     main()

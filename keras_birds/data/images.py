@@ -26,6 +26,10 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img if img.mode == "RGB" else img.convert("RGB")
 
 
+# What Pillow raises for a file it cannot decode whole (truncated, corrupt, not an image, too big).
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
 def load_rgb(path, size: int) -> np.ndarray:
     """Decode `path` to a (size, size, 3) uint8 array; BadImage if it cannot be decoded whole."""
     try:
@@ -35,5 +39,17 @@ def load_rgb(path, size: int) -> np.ndarray:
             if rgb.size != (size, size):
                 rgb = rgb.resize((size, size), Image.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+    except DECODE_ERRORS as e:
+        raise BadImage(f"{type(e).__name__}: {e}") from e
+
+
+def open_rgb(path) -> Image.Image:
+    """Decode `path` whole to an RGB image at its own size (as load_rgb does before resizing);
+    BadImage if it cannot be: the same verdict the training loader reaches."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = to_rgb(img)
+            return img.copy() if rgb is img else rgb  # a copy outlives the closed file
+    except DECODE_ERRORS as e:
         raise BadImage(f"{type(e).__name__}: {e}") from e

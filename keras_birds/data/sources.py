@@ -165,16 +165,51 @@ def load_source(data: str, exclude: set | None = None) -> dict:
     return index
 
 
-def read_exclude_file(path) -> set:
-    """Paths to leave out, one per line (# comments allowed), resolved to absolute paths."""
+def read_exclude_entries(path) -> dict:
+    """{absolute path: comment} of an exclude file: one path per line, `# comment` after it (the
+    reason, e.g. from `keras-birds clean`), blank lines and whole-line comments allowed.
+
+    A relative line is resolved against the exclude file's own folder when that names an existing
+    file (what `clean` writes, so its list survives moving to another working directory), else
+    against the current directory (lists written by hand). Only existing files can match an indexed
+    image, so the two readings never disagree about a file that is left out.
+    """
     if not path:
-        return set()
+        return {}
     path = Path(path)
     if not path.is_file():
         raise UserError(f"exclude file {path} does not exist")
-    out = set()
+    base = os.path.dirname(os.path.abspath(path))
+    out = {}
     for line in path.read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            out.add(os.path.abspath(line))
+        entry, _, comment = line.partition("#")
+        entry = entry.strip()
+        if not entry:
+            continue
+        beside = os.path.abspath(os.path.join(base, entry))
+        resolved = beside if os.path.isabs(entry) or os.path.exists(beside) else os.path.abspath(entry)
+        out[resolved] = comment.strip()
     return out
+
+
+def read_exclude_file(path) -> set:
+    """Paths to leave out, one per line (# comments allowed), resolved to absolute paths."""
+    return set(read_exclude_entries(path))
+
+
+def exclude_reason(comment: str) -> str:
+    """The reason key of an exclude line's comment: its first word ('leakage: ...' -> 'leakage')."""
+    word = comment.replace(",", " ").replace(":", " ").split()
+    return word[0] if word else "unstated"
+
+
+def exclusion_summary(index: dict, entries: dict, splits=("train", "valid")) -> dict:
+    """How many files of each split an exclude list leaves out of `index` (before exclusion), and why."""
+    left_out, reasons = {}, {}
+    for split in splits:
+        hits = [entries[a] for a in map(os.path.abspath, index[split].paths) if a in entries]
+        left_out[split] = len(hits)
+        for comment in hits:
+            key = exclude_reason(comment)
+            reasons[key] = reasons.get(key, 0) + 1
+    return {"excluded_by_split": left_out, "excluded_by_reason": dict(sorted(reasons.items()))}

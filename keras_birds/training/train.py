@@ -9,7 +9,7 @@ import numpy as np
 
 from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader, SkippedFiles
-from keras_birds.data.sources import load_source, read_exclude_file
+from keras_birds.data.sources import exclusion_summary, load_source, read_exclude_entries
 from keras_birds.errors import UserError
 from keras_birds.models.build import BACKBONE, HEAD, build_classifier, feature_model
 from keras_birds.recipe import Recipe
@@ -71,8 +71,10 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         run.check_free(overwrite)  # fail fast, before minutes of data and model loading
     started = time.time()
     keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
-    excluded = read_exclude_file(recipe.exclude)
-    index = load_source(recipe.data, excluded)
+    excluded = read_exclude_entries(recipe.exclude)  # {path: reason}
+    full_index = load_source(recipe.data)
+    index = {s: idx.without(set(excluded)) for s, idx in full_index.items()} if excluded else full_index
+    left_out = exclusion_summary(full_index, excluded)
     classes = index["train"].class_names
     if resume and run.read_classes() != classes:
         raise UserError(f"data {recipe.data} no longer has the class list this run was trained on ({run.classes_txt})")
@@ -121,9 +123,13 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         "wall_seconds_this_session": round(time.time() - started, 1),
         "train_images": len(index["train"]), "valid_images": len(index["valid"]),
         "excluded_files": len(excluded), "exclude_file": str(Path(recipe.exclude).resolve()) if recipe.exclude else None,
+        **left_out,  # excluded_by_split (train/valid files actually left out), excluded_by_reason
         "skipped_files": skipped.as_list(),
     }
     atomic_write_json(run.summary_json, summary)
+    if excluded:
+        log(f"left out {left_out['excluded_by_split']['train']} train and {left_out['excluded_by_split']['valid']} "
+            f"valid images listed in {recipe.exclude} ({left_out['excluded_by_reason']})")
     if skipped.files:
         log(f"skipped {len(skipped.files)} unreadable files (listed in {run.skipped_json})")
     log(f"best epoch {state['best_epoch']}: valid top-1 {state['best_val_top1']:.4f}; model saved to {run.model_keras}")

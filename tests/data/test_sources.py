@@ -295,3 +295,21 @@ def test_hub_source_downloads_once_then_reads_the_cache(tmp_path, monkeypatch):
         assert first[split].paths == second[split].paths
     assert first["train"].class_names == sorted(NAMES)
     assert [len(first[s]) for s in ("train", "valid", "test")] == [9, 6, 3]
+
+
+def test_exclude_file_relative_lines_resolve_against_its_own_folder(small_dataset, tmp_path, monkeypatch):
+    """What `keras-birds clean` writes: paths relative to the exclude file, valid from any working dir."""
+    full = folder_source(small_dataset)
+    report = tmp_path / "clean" / "report"
+    report.mkdir(parents=True)
+    target = full["valid"].paths[1]
+    (report / "exclude.txt").write_text(f"{os.path.relpath(target, report)}  # leakage: exact copy in test\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    from keras_birds.data.sources import read_exclude_entries
+
+    assert read_exclude_entries(report / "exclude.txt") == {os.path.abspath(target): "leakage: exact copy in test"}
+    assert read_exclude_file(os.path.relpath(report / "exclude.txt")) == {os.path.abspath(target)}
+    index = load_source(str(small_dataset), exclude=read_exclude_file(report / "exclude.txt"))
+    assert len(index["valid"]) == len(full["valid"]) - 1 and target not in index["valid"].paths
