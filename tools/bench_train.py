@@ -1,10 +1,10 @@
 """Benchmark keras-birds' training loop against a plain PyTorch loop, and the data loader, on this machine.
 
-    /work/venv/bin/python tools/bench_train.py --json bench.json
+    python tools/bench_train.py --json bench.json
 
 Quick smoke run (under a minute on an idle machine):
 
-    /work/venv/bin/python tools/bench_train.py --steps 2 --rounds 1 --warmup 1 --image-size 96 --loader-epochs 1
+    python tools/bench_train.py --steps 2 --rounds 1 --warmup 1 --image-size 96 --loader-epochs 1
 
 1. Train-step images/s, EfficientNet-B0 (random init), batch 32, 224x224, the same synthetic float32 pixel
    batches held in memory for both loops, so data loading is excluded from both:
