@@ -27,7 +27,8 @@ def evaluate_run(run, recipe, splits=("valid", "test")):
 
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import load_source
-    from keras_birds.training.callbacks import predict_probs, topk_accuracy
+    from keras_birds.evaluation.metrics import topk_accuracy
+    from keras_birds.training.callbacks import predict_probs
 
     model = keras.saving.load_model(run.model_keras)
     index = load_source(recipe.data)

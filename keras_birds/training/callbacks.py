@@ -7,6 +7,7 @@ import time
 import keras
 import numpy as np
 
+from keras_birds.evaluation.metrics import topk_accuracy  # one tie rule for training logs and eval
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
 
 
@@ -43,11 +44,6 @@ def predict_probs(model, loader, tta_flip=False):
         probs.append(p)
         labels.append(y.argmax(1))
     return np.concatenate(probs), np.concatenate(labels)
-
-
-def topk_accuracy(probs, labels, k):
-    top = np.argsort(-probs, axis=1)[:, :k]
-    return float((top == labels[:, None]).any(axis=1).mean())
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

@@ -73,7 +73,8 @@ def test_reproduces_the_figures_training_computes(tiny_run, birds_mini, tmp_path
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import folder_source
     from keras_birds.evaluation.runners import open_runner
-    from keras_birds.training.callbacks import predict_probs, topk_accuracy
+    from keras_birds.evaluation.metrics import topk_accuracy
+    from keras_birds.training.callbacks import predict_probs
 
     model = open_runner(tiny_run.path).model
     loader = BatchLoader(folder_source(birds_mini)["valid"], 64, 16, workers=1)

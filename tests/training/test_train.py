@@ -93,7 +93,8 @@ def test_saved_model_reproduces_best_validation_accuracy(trained_run):
 
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import folder_source
-    from keras_birds.training.callbacks import predict_probs, topk_accuracy
+    from keras_birds.evaluation.metrics import topk_accuracy
+    from keras_birds.training.callbacks import predict_probs
 
     run = trained_run
     recipe = Recipe.from_dict(run.read_recipe())
