@@ -31,6 +31,10 @@ def main():
       keras-birds models                                   list the architectures
       keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev
       keras-birds train --resume runs/effnet_lite0         continue a killed run
+      keras-birds eval runs/effnet_lite0 --split test      accuracy, size, latency
+      keras-birds export runs/effnet_lite0 --quantize int8 .tflite/.onnx for the app
+      keras-birds compare runs/effnet_lite0 runs/effnet_lite1    the study's table
+      keras-birds predict photo.jpg --model runs/effnet_lite0
     """
 
 
@@ -233,6 +237,79 @@ def clean(data, out, exclude_also, jobs, quiet):
     result = audit(data, out, exclude_also=parse_exclude_also(exclude_also), jobs=jobs, progress=not quiet,
                    log=lambda msg: click.echo(msg, err=True))
     click.echo(terminal_summary(result))
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--split", default="test", show_default=True, help="train | valid | test: the split every model is evaluated on.")
+@click.option("--exported", is_flag=True, help="Also evaluate each run's exported .tflite/.onnx files (RUN_DIR/export/).")
+@click.option("--out", type=click.Path(file_okay=False), default="comparison", show_default=True, help="Folder for comparison.md/.csv/.json and pareto.png.")
+@click.option("--data", help="Images to evaluate on [default: each run's own data].")
+@click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per model; 0 skips timing (and the recommendation).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
+    """The study's table for RUN_DIRS: accuracy, size and speed side by side, and a recommendation.
+
+    Each run is evaluated as `keras-birds eval` does (same images, metrics and timing), one after
+    another on this machine. Columns: parameters, float32 weights MB, exported int8 MB, valid top-1
+    of the best epoch, top-1/top-5 on --split, batch-1 latency median and throughput with the device
+    they ran on. Recommended: the smallest, fastest model within 0.5 point of the best top-1.
+    Writes comparison.md, comparison.csv, comparison.json and pareto.png (accuracy vs latency,
+    marker area ~ MB).
+
+    \b
+      keras-birds compare runs/effnet_lite0 runs/effnet_lite1 runs/effnet_lite2 --split test
+      keras-birds compare runs/effnet_lite0 --exported --out comparison/lite0
+    """
+    _import_tensorflow_quietly()
+    from keras_birds.comparison.compare import compare as run_compare
+
+    result = run_compare(list(run_dirs), split=split, exported=exported, out=out, data=data,
+                         latency_runs=latency_runs, progress=not quiet)
+    click.echo(result.files["comparison.md"].read_text(encoding="utf-8"))
+    click.echo("wrote " + ", ".join(str(p) for p in result.files.values() if p.exists()))
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--model", "model_path", required=True, type=click.Path(), help="A run directory, .keras, .tflite or .onnx file.")
+@click.option("--top-k", type=int, default=5, show_default=True, help="How many species to list per image.")
+@click.option("--threshold", type=float, default=0.0, show_default=True,
+              help="Answer 'unknown' when the top probability is below this (0 always names a species).")
+@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip; off for a bare file].")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (results and errors) on stdout.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json, quiet):
+    """Name the species in IMAGES (files or folders, walked recursively) with MODEL.
+
+    Prints each image's species and probability, and the top-k. Below --threshold the answer is
+    "unknown". Unreadable or missing files are reported on stderr (and under "errors" with --json)
+    while the rest are predicted; the exit code is then 1.
+
+    \b
+      keras-birds predict photo.jpg --model runs/effnet_lite0
+      keras-birds predict photos/ --model runs/effnet_lite0/export/model_int8.tflite --threshold 0.3 --json
+    """
+    import contextlib
+    import json
+
+    _import_tensorflow_quietly()
+    from keras_birds.evaluation.evaluate import stdout_to_stderr
+    from keras_birds.prediction.predict import format_text, predict as run_predict
+
+    with stdout_to_stderr() if as_json else contextlib.nullcontext():
+        preds = run_predict(list(images), model_path, top_k=top_k, threshold=threshold, batch_size=batch_size,
+                            tta_flip=tta_flip, progress=not quiet)
+    if as_json:
+        click.echo(json.dumps(preds.as_dict(), indent=2))
+    else:
+        if preds.results:
+            click.echo(format_text(preds))
+    for e in preds.errors:
+        click.echo(f"warning: {e['path']}: {e['error']}", err=True)
+    if preds.errors:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

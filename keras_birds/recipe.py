@@ -19,6 +19,9 @@ from keras_birds.errors import UserError
 DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
 
 
+HEAD_INITS = ("random", "class_mean", "probe")
+
+
 @dataclass(frozen=True)
 class Augment:
     """Training-batch augmentation (Keras core layers); 0 / False turns a step off."""
@@ -50,7 +53,9 @@ class Recipe:
     workers: int = 2  # loader threads decoding and augmenting batches
     exclude: str = ""  # a file listing image paths to leave out (one per line), e.g. from `clean`
     # Few-shot options: measured to matter when there are only a few images per species.
-    head_init: str = "random"  # "random" or "class_mean" (head imprinted from class-mean features)
+    # "random", "class_mean" (head imprinted from class-mean features) or "probe" (linear probe fitted
+    # to convergence on frozen features before any epoch: LP-FT)
+    head_init: str = "random"
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
     head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase
     tta_flip: bool = False  # evaluation averages the image and its mirror image
@@ -66,8 +71,8 @@ class Recipe:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.image_size < 32:
             problems.append(f"image_size must be >= 32, got {self.image_size}")
-        if self.head_init not in ("random", "class_mean"):
-            problems.append(f"head_init must be 'random' or 'class_mean', got {self.head_init!r}")
+        if self.head_init not in HEAD_INITS:
+            problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not 0 <= self.label_smoothing < 1:
             problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if problems:

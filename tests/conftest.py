@@ -70,3 +70,20 @@ def birds_mini():
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_run(birds_mini, tmp_path_factory):
+    """A really trained run on birds-mini through `train()`: EfficientNet-Lite0 with its packaged
+    ImageNet weights at 96 px, head imprinted from class means, one head-only epoch; then its ONNX
+    export through the export workflow (RUN/export/model.onnx). About half a minute on 2 CPUs."""
+    from keras_birds.export.export import export
+    from keras_birds.recipe import Augment, Recipe
+    from keras_birds.training.train import train
+
+    recipe = Recipe(model="efficientnet_lite0", weights="imagenet", data=str(birds_mini), image_size=96,
+                    batch_size=32, epochs=(1, 0), lr=(1e-3, 1e-4), workers=1, head_init="class_mean",
+                    augment=Augment(False, 0, 0, 0, 0, 0), name="tiny_lite0")
+    run = train(recipe, tmp_path_factory.mktemp("trained") / "tiny_lite0", verbose=0, log=lambda *_: None)
+    export(run.path, onnx=True, tflite=False, verify=False, latency_runs=0, log=lambda *_: None)
+    return run

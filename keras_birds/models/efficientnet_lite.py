@@ -128,13 +128,16 @@ def _relu6(name: str) -> layers.ReLU:
 
 # The official builder's fan-out He init: Keras' default glorot_uniform shrinks activations
 # through the deep stack (random-init features ~1e-12: every image the same class).
-CONV_INIT = keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
+# A new instance per layer: a Keras 3 initializer instance draws its seed once, so a shared one gave
+# every same-shaped layer identical weights (and TFLite then stored them once: files half the size).
+def _conv_init():
+    return keras.initializers.VarianceScaling(2.0, "fan_out", "truncated_normal")
 
 
 def _conv(filters: int, kernel: int, stride: int, name: str) -> layers.Conv2D:
     # padding="same" is TF SAME (extra pad bottom/right) on every backend.
     return layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
-                         kernel_initializer=CONV_INIT, name=name)
+                         kernel_initializer=_conv_init(), name=name)
 
 
 def _mbconv(x, spec: BlockSpec, prefix: str):
@@ -145,7 +148,7 @@ def _mbconv(x, spec: BlockSpec, prefix: str):
         x = _bn(f"{prefix}_expand_bn")(x)
         x = _relu6(f"{prefix}_expand_relu6")(x)
     x = layers.DepthwiseConv2D(
-        spec.kernel, strides=spec.stride, padding="same", use_bias=False, depthwise_initializer=CONV_INIT,
+        spec.kernel, strides=spec.stride, padding="same", use_bias=False, depthwise_initializer=_conv_init(),
         name=f"{prefix}_dwconv"
     )(x)
     x = _bn(f"{prefix}_dwconv_bn")(x)

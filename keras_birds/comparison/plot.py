@@ -1,0 +1,60 @@
+"""The Pareto plot of a comparison: accuracy against batch-1 latency, marker area ~ size in MB."""
+from __future__ import annotations
+
+from keras_birds.comparison.table import _label, recommend
+from keras_birds.run_dir import atomic_save
+
+
+def _pareto_front(rows: list) -> list:
+    """Rows no other row beats on both accuracy (higher) and latency (lower), by latency."""
+    front = [r for r in rows if not any(o["top1"] >= r["top1"] and o["latency_ms"] <= r["latency_ms"]
+                                        and (o["top1"] > r["top1"] or o["latency_ms"] < r["latency_ms"])
+                                        for o in rows)]
+    return sorted(front, key=lambda r: r["latency_ms"])
+
+
+def plot_pareto(rows: list, path, split: str = "test") -> bool:
+    """Write the plot to `path` (PNG). Without accuracy figures (build-only rows) it plots size
+    against latency instead. Returns False when no row has a latency to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    timed = [r for r in rows if r.get("latency_ms") is not None and r.get("size_mb") is not None]
+    if not timed:
+        return False
+    with_acc = [r for r in timed if r.get("top1") is not None]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    biggest = max(r["size_mb"] for r in timed) or 1.0
+    area = lambda r: 40 + 900 * r["size_mb"] / biggest  # noqa: E731
+    if with_acc:
+        for r in with_acc:
+            ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r), alpha=0.55, edgecolors="black")
+            ax.annotate(f"{_label(r)}\n{r['size_mb']:.1f} MB", (r["latency_ms"], 100 * r["top1"]),
+                        textcoords="offset points", xytext=(8, 6), fontsize=8)
+        front = _pareto_front(with_acc)
+        ax.plot([r["latency_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1,
+                label="Pareto front")
+        rec = recommend(with_acc)
+        if rec:
+            r = rec["row"]
+            ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r) * 1.6, facecolors="none", edgecolors="red",
+                       linewidths=2, label=f"recommended: {_label(r)}")
+        ax.set_ylabel(f"{split} top-1 (%)")
+        ax.set_title("Accuracy vs batch-1 latency (marker area ~ size in MB)")
+        ax.legend(loc="lower right", fontsize=8)
+    else:
+        for r in timed:
+            ax.scatter(r["latency_ms"], r["size_mb"], s=area(r), alpha=0.55, edgecolors="black")
+            ax.annotate(_label(r), (r["latency_ms"], r["size_mb"]), textcoords="offset points", xytext=(8, 4),
+                        fontsize=8)
+        ax.set_ylabel("size (MB)")
+        ax.set_title("Size vs batch-1 latency (no accuracy: random-init builds)")
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 latency, median (ms, log scale)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return True

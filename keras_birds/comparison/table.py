@@ -1,0 +1,104 @@
+"""The study's comparison table as data: rows, the recommended-model rule, Markdown and CSV.
+
+A row is a plain dict with the keys of COLUMNS (None where a figure does not apply), so the
+same writer serves `keras-birds compare` (trained runs) and tools/benchmark_zoo.py (random-init
+builds, no accuracy). Pure Python: no model, no backend.
+"""
+from __future__ import annotations
+
+import csv
+import io
+
+# key, Markdown header, format for Markdown
+COLUMNS = (
+    ("name", "model", "{}"),
+    ("format", "format", "{}"),
+    ("params", "parameters", "{:,}"),
+    ("fp32_mb", "float32 weights MB", "{:.2f}"),
+    ("int8_mb", "exported int8 MB", "{:.2f}"),
+    ("valid_top1", "valid top-1 (best epoch)", "pct"),
+    ("top1", "top-1", "pct"),
+    ("top5", "top-5", "pct"),
+    ("latency_ms", "latency batch 1, median ms", "{:.2f}"),
+    ("throughput_img_s", "throughput img/s", "{:.1f}"),
+    ("device", "device", "{}"),
+)
+TOLERANCE_POINTS = 0.5  # the study: within half a point of the best, prefer the smaller, faster model
+
+
+def new_row(**values) -> dict:
+    unknown = set(values) - {k for k, _, _ in COLUMNS} - {"source", "size_mb"}
+    if unknown:
+        raise KeyError(f"unknown comparison column(s): {', '.join(sorted(unknown))}")
+    row = {k: None for k, _, _ in COLUMNS}
+    row.update(source=None, size_mb=None)  # size_mb: the size of what this row ran (weights or file)
+    row.update(values)
+    return row
+
+
+def _dominated(a: dict, b: dict) -> bool:
+    """b is at least as small and as fast as a, and strictly better in one."""
+    return (b["size_mb"] <= a["size_mb"] and b["latency_ms"] <= a["latency_ms"]
+            and (b["size_mb"] < a["size_mb"] or b["latency_ms"] < a["latency_ms"]))
+
+
+def recommend(rows: list, tolerance_points: float = TOLERANCE_POINTS) -> dict | None:
+    """The study's pick: among rows within `tolerance_points` of the best top-1, the smallest and
+    fastest. When size and speed disagree (no candidate is both), the smallest of those not beaten
+    on both; `why` then names the faster alternative. None when no row has top-1, size and latency.
+
+    Returns {"row", "best", "candidates", "why"}.
+    """
+    usable = [r for r in rows if r.get("top1") is not None and r.get("size_mb") is not None
+              and r.get("latency_ms") is not None]
+    if not usable:
+        return None
+    best = max(usable, key=lambda r: r["top1"])
+    # Compare in points with a little slack, so 0.905 vs 0.910 counts as within 0.5 despite float error.
+    near = [r for r in usable if 100 * (best["top1"] - r["top1"]) <= tolerance_points + 1e-9]
+    front = [r for r in near if not any(_dominated(r, other) for other in near)]
+    pick = min(front, key=lambda r: (r["size_mb"], r["latency_ms"]))
+    label = _label(pick)
+    why = (f"{label}: {100 * pick['top1']:.1f}% top-1, {pick['size_mb']:.2f} MB, {pick['latency_ms']:.2f} ms; "
+           + ("the best accuracy" if pick is best else
+              f"within {tolerance_points:g} point of the best ({_label(best)}, {100 * best['top1']:.1f}%)"))
+    fastest = min(front, key=lambda r: r["latency_ms"])
+    if fastest is not pick:
+        why += (f"; {_label(fastest)} is faster ({fastest['latency_ms']:.2f} ms) but larger "
+                f"({fastest['size_mb']:.2f} MB)")
+    return {"row": pick, "best": best, "candidates": near, "why": why}
+
+
+def _label(row: dict) -> str:
+    return row["name"] if row.get("format") in (None, "keras") else f"{row['name']} ({row['format']})"
+
+
+def _cell(value, fmt: str) -> str:
+    if value is None:
+        return ""
+    if fmt == "pct":
+        return f"{100 * value:.1f}%"
+    return fmt.format(value)
+
+
+def to_markdown(rows: list, split: str | None = None, title: str = "Comparison", notes=()) -> str:
+    headers = [h if k not in ("top1", "top5") or not split else f"{split} {h}" for k, h, _ in COLUMNS]
+    lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for r in rows:
+        lines.append("| " + " | ".join(_cell(r.get(k), fmt) for k, _, fmt in COLUMNS) + " |")
+    rec = recommend(rows)
+    lines.append("")
+    lines.append(f"**Recommended:** {rec['why']}" if rec else
+                 "**Recommended:** none (no row has accuracy, size and latency: train and evaluate first)")
+    lines.extend(["", *[f"- {n}" for n in notes]] if notes else [])
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list) -> str:
+    buf = io.StringIO()
+    keys = [k for k, _, _ in COLUMNS] + ["size_mb", "source"]
+    writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: ("" if r.get(k) is None else r[k]) for k in keys})
+    return buf.getvalue()

@@ -1,0 +1,127 @@
+"""predict(images, model) -> species names with probabilities, for the app team's own photos.
+
+The model is anything `open_runner` takes (a run directory, .keras, .tflite, .onnx), so a photo gets
+the same answer from the Keras run and from the file shipped in the app. Below `threshold` the
+answer is "unknown": the app must not name a species it is unsure of. An unreadable file is
+reported in `errors` and the rest go on.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds.data.images import BadImage, load_rgb
+from keras_birds.data.sources import IMAGE_SUFFIXES
+from keras_birds.errors import UserError
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class Predictions:
+    model: str
+    kind: str
+    threshold: float
+    tta_flip: bool
+    results: list = field(default_factory=list)  # {"path", "species", "probability", "top_k": [...]}
+    errors: list = field(default_factory=list)  # {"path", "error"}
+
+    def as_dict(self) -> dict:
+        return {"model": self.model, "kind": self.kind, "threshold": self.threshold, "tta_flip": self.tta_flip,
+                "results": self.results, "errors": self.errors}
+
+
+def collect_images(inputs) -> tuple[list, list]:
+    """(image files in order, errors): a folder is walked recursively for image files (hidden ones
+    skipped); a file named explicitly is taken whatever its suffix, so a bad one gets reported."""
+    files, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            if not found:
+                errors.append({"path": str(path), "error": "folder holds no image files "
+                                                           f"({', '.join(sorted(IMAGE_SUFFIXES))})"})
+            files.extend(str(p) for p in found)
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            errors.append({"path": str(path), "error": "no such file or folder"})
+    return files, errors
+
+
+def _image_size(runner) -> int:
+    if runner.image_size is not None:
+        return runner.image_size
+    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else {}
+    if "image_size" not in recipe:
+        raise UserError(f"{runner.path} has no fixed input size and no run directory says which to use")
+    return int(recipe["image_size"])
+
+
+def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size: int = 32, tta_flip=None,
+            progress: bool = True) -> Predictions:
+    from tqdm.auto import tqdm
+
+    from keras_birds.evaluation.evaluate import flip_averaged
+    from keras_birds.evaluation.runners import open_runner
+
+    if top_k < 1:
+        raise UserError(f"--top-k must be >= 1, got {top_k}")
+    if not 0.0 <= threshold <= 1.0:
+        raise UserError(f"--threshold is a probability in [0, 1], got {threshold}")
+    if batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    files, errors = collect_images(inputs)
+    if not files:
+        raise UserError("no image to predict: " + "; ".join(f"{e['path']}: {e['error']}" for e in errors))
+    runner = open_runner(model)
+    names = runner.class_names
+    if names is None:
+        raise UserError(f"{runner.path} carries no class names: put a labels.txt (one species per line, in output "
+                        f"order) beside it")
+    size = _image_size(runner)
+    if tta_flip is None:  # as eval: a run's own recipe decides, a bare file has no TTA
+        tta_flip = bool(runner.run_dir.read_recipe().get("tta_flip", False)) if runner.run_dir is not None else False
+    run_model = flip_averaged(runner.predict) if tta_flip else runner.predict
+    k = min(top_k, len(names))
+    out = Predictions(str(runner.path), runner.kind, threshold, bool(tta_flip), errors=errors)
+    bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, disable=not progress or len(files) < 2)
+    for start in range(0, len(files), batch_size):
+        batch, paths = [], []
+        for path in files[start:start + batch_size]:
+            try:
+                batch.append(load_rgb(path, size))
+                paths.append(path)
+            except BadImage as e:
+                out.errors.append({"path": path, "error": f"unreadable: {e}"})
+        bar.update(len(files[start:start + batch_size]))
+        if not batch:
+            continue
+        probs = run_model(np.stack(batch))
+        for path, p in zip(paths, probs):
+            order = np.argsort(-p, kind="stable")[:k]
+            top = [{"species": names[i], "probability": round(float(p[i]), 6)} for i in order]
+            sure = top[0]["probability"] >= threshold
+            out.results.append({"path": path, "species": top[0]["species"] if sure else UNKNOWN,
+                                "probability": top[0]["probability"], "top_k": top})
+    bar.close()
+    return out
+
+
+def format_text(preds: Predictions) -> str:
+    """One line per image (answer and its probability), then the top-k when more than one is asked."""
+    lines = []
+    for r in preds.results:
+        head = f"{r['path']}: {r['species']} ({r['probability']:.3f})"
+        if r["species"] == UNKNOWN:
+            head = (f"{r['path']}: {UNKNOWN} (best guess {r['top_k'][0]['species']} at {r['probability']:.3f} "
+                    f"< threshold {preds.threshold:g})")
+        lines.append(head)
+        if len(r["top_k"]) > 1:
+            lines.extend(f"    {i}. {t['species']:<32s} {t['probability']:.3f}" for i, t in enumerate(r["top_k"], 1))
+    return "\n".join(lines)
