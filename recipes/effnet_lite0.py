@@ -13,6 +13,8 @@ RECIPE = Recipe(
     weights="imagenet",
     # Few images per species: start from a class-mean head, keep BatchNorm statistics frozen,
     # move the pretrained backbone gently and the head 10x faster, average with the mirror image.
+    # Measured on birds-dev (valid+test of 250): this 222-225; head_init="probe" (LP-FT) 222-223;
+    # 288 px input lower on valid; a frozen-feature probe alone ~227.
     head_init="class_mean",
     freeze_bn=True,
     lr=(1e-2, 1e-4),

@@ -92,7 +92,8 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
         recipe = run.read_recipe()
         summary = json.loads(run.summary_json.read_text()) if run.summary_json.is_file() else {}
         name = _run_label(run, recipe, taken)
-        int8 = next((p for p in exported_files(run) if p.name == "model_int8.tflite"), None)
+        # A verified int8 file first; an unverified one still has the size the app would ship.
+        int8 = next((p for p in exported_files(run) if p.name.split(".")[0] == "model_int8"), None)
         log(f"[{n}/{len(runs)}] {name}: evaluating {run.path} on {split} ...")
         report = evaluate(run.path, split=split, data=data, progress=progress, latency_runs=latency_runs)
         params = report["params"]
@@ -117,7 +118,8 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
                             notes=[f"{split} figures from `keras-birds eval`; latency and throughput measured on "
                                    f"the device named in each row, in this process, one model after another",
                                    "float32 weights MB = parameters x 4 bytes; exported int8 MB = the "
-                                   "model_int8.tflite file",
+                                   "run's export/model_int8.tflite file (model_int8.unverified.tflite if it "
+                                   "failed the export gate)",
                                    "valid top-1 = the run's best epoch (summary.json), the epoch it keeps"])
 
 

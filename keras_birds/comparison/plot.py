@@ -29,10 +29,11 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
     biggest = max(r["size_mb"] for r in timed) or 1.0
     area = lambda r: 40 + 900 * r["size_mb"] / biggest  # noqa: E731
     if with_acc:
-        for r in with_acc:
+        for i, r in enumerate(sorted(with_acc, key=lambda r: r["latency_ms"])):
             ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r), alpha=0.55, edgecolors="black")
+            # Alternate above/below so neighbours at one accuracy do not print over each other.
             ax.annotate(f"{_label(r)}\n{r['size_mb']:.1f} MB", (r["latency_ms"], 100 * r["top1"]),
-                        textcoords="offset points", xytext=(8, 6), fontsize=8)
+                        textcoords="offset points", xytext=(8, 8 if i % 2 == 0 else -22), fontsize=7)
         front = _pareto_front(with_acc)
         ax.plot([r["latency_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1,
                 label="Pareto front")
@@ -43,7 +44,8 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
                        linewidths=2, label=f"recommended: {_label(r)}")
         ax.set_ylabel(f"{split} top-1 (%)")
         ax.set_title("Accuracy vs batch-1 latency (marker area ~ size in MB)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.margins(x=0.15, y=0.2)
+        ax.legend(loc="best", fontsize=8)
     else:
         for r in timed:
             ax.scatter(r["latency_ms"], r["size_mb"], s=area(r), alpha=0.55, edgecolors="black")

@@ -70,7 +70,7 @@ def recommend(rows: list, tolerance_points: float = TOLERANCE_POINTS) -> dict | 
 
 
 def _label(row: dict) -> str:
-    return row["name"] if row.get("format") in (None, "keras") else f"{row['name']} ({row['format']})"
+    return row["name"] if (row.get("format") or "keras").startswith("keras") else f"{row['name']} ({row['format']})"
 
 
 def _cell(value, fmt: str) -> str:

@@ -91,6 +91,7 @@ class Runner:
     device: str
     run_dir: RunDir | None = None
     n_classes: int | None = None
+    output_step: float = 0.0  # quantisation step of the outputs (int8 files): each score is off by <= step/2
 
     def predict(self, images) -> np.ndarray:
         raise NotImplementedError
@@ -338,6 +339,8 @@ class TFLiteRunner(Runner):
         self.input_index, self.output_index = inp["index"], out["index"]
         self.input_dtype, self.output_dtype = np.dtype(inp["dtype"]), np.dtype(out["dtype"])
         self.input_quant, self.output_quant = inp.get("quantization", (0.0, 0)), out.get("quantization", (0.0, 0))
+        if self.output_dtype.kind in "iu":
+            self.output_step = float(self.output_quant[0] or 0.0)
         shape = [int(d) for d in inp["shape"]]
         signature = [int(d) for d in inp.get("shape_signature", inp["shape"])]
         self.layout = _layout(shape)

@@ -70,3 +70,8 @@ def test_markdown_and_csv_hold_every_row_and_the_recommendation():
 def test_unknown_column_is_refused():
     with pytest.raises(KeyError, match="acuracy"):
         new_row(name="x", acuracy=1.0)
+
+
+def test_keras_rows_with_tta_are_labelled_by_name():
+    rows = [new_row(name="lite0", format="keras (flip TTA)", top1=0.9, size_mb=14.0, latency_ms=60.0)]
+    assert recommend(rows)["why"].startswith("lite0: 90.0% top-1")

@@ -150,6 +150,25 @@ def test_known_predictions_through_evaluate(tmp_path, monkeypatch):
     assert report["latency_ms_b1_median"] > 0 and report["device"] == "test device"
 
 
+@pytest.mark.parametrize("step, shift, warns", [
+    (0.0, 0.0, False),  # exact probabilities
+    (1 / 256, -0.9 / 256, False),  # uint8 outputs: each score rounded, the sum short by < C * step / 2
+    (0.0, -0.9 / 256, True),  # the same shortfall from a float model is not rounding
+    (1 / 256, 0.2, True),  # scores, not probabilities
+])
+def test_warning_when_outputs_are_not_probabilities(tmp_path, monkeypatch, capsys, step, shift, warns):
+    class Shifted(ColourRunner):
+        output_step = step
+
+        def predict(self, images):
+            return super().predict(images) + np.float32(shift)
+
+    monkeypatch.setattr(evaluate_module, "open_runner", Shifted)
+    evaluate(tmp_path / "fake.model", data=str(colour_dataset(tmp_path / "data")), progress=False, latency_runs=0,
+             out=tmp_path / "out")
+    assert ("outputs do not sum to 1" in capsys.readouterr().err) == warns
+
+
 def test_beyond_100_classes_a_top_confusions_chart(tmp_path, monkeypatch, make_dataset):
     data = make_dataset(tmp_path, 120, {"test": 1}, size=8)
 

@@ -29,7 +29,7 @@ def test_onnx_dynamic_batch_with_labels_in_metadata(tmp_path, onnx_file):
     path, w, b = onnx_file(tmp_path / "m.onnx", labels=NAMES4)
     runner = open_runner(path)
     assert isinstance(runner, OnnxRunner) and runner.kind == "onnx"
-    assert (runner.image_size, runner.n_classes, runner.fixed_batch) == (16, 4, None)
+    assert (runner.image_size, runner.n_classes, runner.fixed_batch, runner.output_step) == (16, 4, None, 0.0)
     assert runner.class_names == NAMES4 and "metadata" in runner.labels_from
     assert runner.params == 3 * 4 + 4 and runner.size_bytes == path.stat().st_size
     x = pixels(7)
@@ -72,7 +72,7 @@ def test_tflite_float_dynamic_batch(tmp_path, tflite_file):
     path, w, b = tflite_file(tmp_path / "f.tflite")
     runner = open_runner(path)
     assert isinstance(runner, TFLiteRunner) and runner.kind == "tflite"
-    assert (runner.image_size, runner.n_classes, runner.fixed_batch) == (16, 4, None)
+    assert (runner.image_size, runner.n_classes, runner.fixed_batch, runner.output_step) == (16, 4, None, 0.0)
     assert runner.params >= 3 * 4
     for n in (7, 2, 7):  # the interpreter input is resized as N changes
         x = pixels(n, seed=n)
@@ -84,6 +84,7 @@ def test_tflite_uint8_quantised_batch_1(tmp_path, tflite_file):
     (tmp_path / "labels.txt").write_text("\n".join(NAMES4) + "\n")
     runner = open_runner(path)
     assert runner.input_dtype == np.uint8 and runner.output_dtype == np.uint8 and runner.fixed_batch == 1
+    assert runner.output_step == pytest.approx(1 / 256)  # softmax in uint8: what eval allows the sums
     assert runner.class_names == NAMES4
     x = pixels(9)
     ref = reference_probs(x, w, b)
