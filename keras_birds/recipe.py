@@ -56,6 +56,7 @@ class Recipe:
     # "random", "class_mean" (head imprinted from class-mean features) or "probe" (linear probe fitted
     # to convergence on frozen features before any epoch: LP-FT)
     head_init: str = "random"
+    probe_views: int = 2  # head_init="probe": augmented passes over the train images (each also mirrored)
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
     head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase
     tta_flip: bool = False  # evaluation averages the image and its mirror image
@@ -71,6 +72,8 @@ class Recipe:
             problems.append(f"batch_size must be >= 1, got {self.batch_size}")
         if self.image_size < 32:
             problems.append(f"image_size must be >= 32, got {self.image_size}")
+        if self.probe_views < 0:
+            problems.append(f"probe_views must be >= 0, got {self.probe_views}")
         if self.head_init not in HEAD_INITS:
             problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not 0 <= self.label_smoothing < 1:

@@ -131,6 +131,7 @@ def test_unknown_model_in_a_recipe_file(tmp_path):
     ({"batch_size": 0}, "batch_size"),
     ({"image_size": 16}, "image_size"),
     ({"head_init": "mean"}, "head_init"),
+    ({"probe_views": -1}, "probe_views"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
 ])
 def test_invalid_values_in_a_recipe_file(tmp_path, kwargs, words):
@@ -165,6 +166,8 @@ def test_overrides_are_parsed_to_the_field_types():
     ("image_size", "96", 96),
     ("weight_decay", "0", 0.0),
     ("head_init", "class_mean", "class_mean"),
+    ("head_init", "probe", "probe"),
+    ("probe_views", "6", 6),
     ("model", "efficientnet_lite0", "efficientnet_lite0"),
     ("data", "../shared/data/birds-mini", "../shared/data/birds-mini"),
 ])
@@ -228,7 +231,7 @@ def test_every_field_survives_the_round_trip():
     changed = Recipe(model="resnet50", weights="none", data="d", image_size=96, batch_size=3, epochs=(3, 4),
                      lr=(0.5, 0.25), weight_decay=0.5, label_smoothing=0.5, dropout=0.5,
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
-                     seed=5, workers=5, exclude="e", head_init="class_mean", freeze_bn=True, head_lr_mult=5.0,
+                     seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
                      tta_flip=True, name="n")
     default = Recipe()
     for f in dataclasses.fields(Recipe):

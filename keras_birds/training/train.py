@@ -19,7 +19,6 @@ from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_st
 from keras_birds.training.optimizer import make_optimizer
 from keras_birds.training.schedule import one_cycle, two_phase_plan
 
-PROBE_AUGMENTED_VIEWS = 2  # frozen-feature probe: more views cost ~10 s each and gained nothing on valid
 
 
 def _set_trainable(model, phase, freeze_bn: bool):
@@ -81,10 +80,10 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
     elif recipe.head_init == "class_mean":
         init_head_from_class_means(model, BatchLoader(index["train"], **loader_args), len(classes))
     elif recipe.head_init == "probe":
-        # The plain train images plus PROBE_AUGMENTED_VIEWS augmented passes over them.
+        # The plain train images plus recipe.probe_views augmented passes over them.
         views = [BatchLoader(index["train"], **loader_args)] + [
             BatchLoader(index["train"], augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k), **loader_args)
-            for k in range(PROBE_AUGMENTED_VIEWS)]
+            for k in range(recipe.probe_views)]
         log(f"fitting a linear probe on frozen features of {len(index['train'])} train images x {2 * len(views)} views")
         init_head_from_probe(model, views, len(classes))
 
