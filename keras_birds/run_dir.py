@@ -80,6 +80,16 @@ class RunDir:
     def is_run(self) -> bool:
         return self.recipe_json.is_file()
 
+    @classmethod
+    def existing(cls, path, hint: str) -> "RunDir":
+        """The run directory at `path`, or a one-line UserError; `hint` says what to pass instead."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise UserError(f"run directory {run.path} does not exist")
+        if not run.is_run():
+            raise UserError(f"{run.path} is not a keras-birds run directory (no recipe.json); {hint}")
+        return run
+
     # -- creating ---------------------------------------------------------------------------
     def check_free(self, overwrite: bool):
         """Refuse a folder that already holds files, unless overwriting a run; writes nothing."""

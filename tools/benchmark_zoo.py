@@ -21,7 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 def main(argv=None):
     from keras_birds.comparison.compare import write_comparison
-    from keras_birds.comparison.table import to_markdown
     from keras_birds.comparison.zoo import N_CLASSES, recipe_models, zoo_rows
     from keras_birds.evaluation.latency import cpu_description
     from keras_birds.models.registry import MODELS
@@ -44,7 +43,7 @@ def main(argv=None):
              f"{args.latency_runs} timed batch-1 runs after warm-up, on {cpu_description()}",
              "accuracy needs trained runs: keras-birds compare RUN_DIR..."]
     result = write_comparison(rows, args.out, None, notes=notes, title="Model zoo: size and speed (random-init builds)")
-    print(to_markdown(rows, None, title="Model zoo: size and speed (random-init builds)", notes=notes))
+    print(result.files["comparison.md"].read_text(encoding="utf-8"))
     print(f"wrote {', '.join(str(p) for p in result.files.values())} in {time.time() - t0:.0f}s")
 
 

@@ -35,16 +35,6 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def _open_run(path) -> RunDir:
-    run = RunDir(path)
-    if not run.path.is_dir():
-        raise UserError(f"run directory {run.path} does not exist")
-    if not run.is_run():
-        raise UserError(f"{run.path} is not a keras-birds run directory (no recipe.json); compare takes the --out "
-                        f"folders of `keras-birds train` runs")
-    return run
-
-
 def _run_label(run: RunDir, recipe: dict, taken: set) -> str:
     label = recipe.get("name") or recipe["model"]
     if label in taken:  # two runs of one recipe: tell them apart by folder
@@ -72,9 +62,11 @@ def _format_of(path: Path) -> str:
 
 
 def _row_from_report(report: dict, **extra) -> dict:
-    return new_row(top1=report["top1"], top5=report["top5"], latency_ms=report["latency_ms_b1_median"],
-                   throughput_img_s=report["throughput_img_s"], device=report["device"],
-                   params=report["params"], size_mb=report["size_mb"], source=report["model_file"], **extra)
+    """A row of eval's figures; `extra` adds columns or overrides them (size_mb of a Keras row)."""
+    values = dict(top1=report["top1"], top5=report["top5"], latency_ms=report["latency_ms_b1_median"],
+                  throughput_img_s=report["throughput_img_s"], device=report["device"],
+                  params=report["params"], size_mb=report["size_mb"], source=report["model_file"])
+    return new_row(**{**values, **extra})
 
 
 def compare(run_paths, *, split="test", exported=False, out=None, data=None, latency_runs=50,
@@ -85,7 +77,8 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
 
     if not run_paths:
         raise UserError("compare needs at least one run directory")
-    runs = [_open_run(p) for p in run_paths]  # all checked before minutes of evaluation
+    # All checked before minutes of evaluation.
+    runs = [RunDir.existing(p, "compare takes the --out folders of `keras-birds train` runs") for p in run_paths]
     out_dir = Path(out) if out else Path("comparison")
     rows, taken = [], set()
     for n, run in enumerate(runs, 1):
@@ -96,14 +89,13 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
         int8 = next((p for p in exported_files(run) if p.name.split(".")[0] == "model_int8"), None)
         log(f"[{n}/{len(runs)}] {name}: evaluating {run.path} on {split} ...")
         report = evaluate(run.path, split=split, data=data, progress=progress, latency_runs=latency_runs)
-        params = report["params"]
+        fp32_mb = round(report["params"] * 4 / 1e6, 3) if report["params"] else None
         rows.append(_row_from_report(
             report, name=name, format="keras" + (" (flip TTA)" if report.get("tta_flip") else ""),
-            fp32_mb=round(params * 4 / 1e6, 3) if params else None,
-            int8_mb=round(int8.stat().st_size / 1e6, 3) if int8 else None,
-            valid_top1=summary.get("best_val_top1")))
-        # What the keras row ran is the float32 weights; size_mb of the file would count the format too.
-        rows[-1]["size_mb"] = rows[-1]["fp32_mb"] or report["size_mb"]
+            fp32_mb=fp32_mb, int8_mb=round(int8.stat().st_size / 1e6, 3) if int8 else None,
+            valid_top1=summary.get("best_val_top1"),
+            # What the keras row ran is the float32 weights; the .keras file's size counts the format too.
+            size_mb=fp32_mb or report["size_mb"]))
         if exported:
             files = exported_files(run)
             if not files:

@@ -148,7 +148,8 @@ def _resolve_data(runner: Runner, data, exclude):
     return str(data), from_run, read_exclude_file(exclude), recipe
 
 
-def _check_image_size(runner: Runner, recipe):
+def check_image_size(runner: Runner, recipe):
+    """Give a runner without a fixed input size its run's size; refuse a file whose size is not its run's."""
     size = recipe.get("image_size") if recipe else None
     if runner.image_size is None:
         if size is None:
@@ -158,6 +159,11 @@ def _check_image_size(runner: Runner, recipe):
         raise UserError(
             f"{runner.path} takes {runner.image_size}x{runner.image_size} images but its run "
             f"{runner.run_dir.path} was trained on {size}x{size}: it is not this run's model (re-export it)")
+
+
+def default_tta_flip(recipe) -> bool:
+    """The run recipe's tta_flip, so a run's own figures are reproduced; off for a bare file."""
+    return bool(recipe.get("tta_flip", False)) if recipe else False
 
 
 def flip_averaged(predict):
@@ -218,7 +224,7 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     runner = open_runner(model_path)
     data, from_run, excluded, recipe = _resolve_data(runner, data, exclude)
-    _check_image_size(runner, recipe)
+    check_image_size(runner, recipe)
     try:
         index = _split_index(data, split, excluded)
     except UserError as e:
@@ -232,7 +238,7 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
         _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {data} [{split}]")
 
     if tta_flip is None:
-        tta_flip = bool(recipe.get("tta_flip", False)) if recipe else False
+        tta_flip = default_tta_flip(recipe)
     predict = flip_averaged(runner.predict) if tta_flip else runner.predict
     started = time.time()
     probs, data_labels, first_batch, skipped = predict_split(predict, index, runner.image_size, batch_size, progress)
@@ -272,4 +278,5 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     return report
 
 
-__all__ = ["evaluate", "predict_split", "default_out_dir", "stdout_to_stderr"]
+__all__ = ["evaluate", "predict_split", "default_out_dir", "stdout_to_stderr", "check_image_size", "default_tta_flip",
+           "flip_averaged"]

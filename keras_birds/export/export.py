@@ -33,12 +33,7 @@ class ExportResult:
 
 
 def _open_run(path) -> tuple:
-    run = RunDir(path)
-    if not run.path.is_dir():
-        raise UserError(f"run directory {run.path} does not exist")
-    if not run.is_run():
-        raise UserError(f"{run.path} is not a keras-birds run directory (no recipe.json); pass the --out folder "
-                        f"of a `keras-birds train` run")
+    run = RunDir.existing(path, "pass the --out folder of a `keras-birds train` run")
     recipe, classes = run.read_recipe(), run.read_classes()
     for key in ("model", "image_size", "data"):
         if key not in recipe:

@@ -54,20 +54,11 @@ def collect_images(inputs) -> tuple[list, list]:
     return files, errors
 
 
-def _image_size(runner) -> int:
-    if runner.image_size is not None:
-        return runner.image_size
-    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else {}
-    if "image_size" not in recipe:
-        raise UserError(f"{runner.path} has no fixed input size and no run directory says which to use")
-    return int(recipe["image_size"])
-
-
 def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size: int = 32, tta_flip=None,
             progress: bool = True) -> Predictions:
     from tqdm.auto import tqdm
 
-    from keras_birds.evaluation.evaluate import flip_averaged
+    from keras_birds.evaluation.evaluate import check_image_size, default_tta_flip, flip_averaged
     from keras_birds.evaluation.runners import open_runner
 
     if top_k < 1:
@@ -84,9 +75,11 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
     if names is None:
         raise UserError(f"{runner.path} carries no class names: put a labels.txt (one species per line, in output "
                         f"order) beside it")
-    size = _image_size(runner)
-    if tta_flip is None:  # as eval: a run's own recipe decides, a bare file has no TTA
-        tta_flip = bool(runner.run_dir.read_recipe().get("tta_flip", False)) if runner.run_dir is not None else False
+    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else None
+    check_image_size(runner, recipe)  # as eval: the input size and TTA come from the run, if any
+    size = runner.image_size
+    if tta_flip is None:
+        tta_flip = default_tta_flip(recipe)
     run_model = flip_averaged(runner.predict) if tta_flip else runner.predict
     k = min(top_k, len(names))
     out = Predictions(str(runner.path), runner.kind, threshold, bool(tta_flip), errors=errors)

@@ -5,7 +5,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader, SkippedFiles
@@ -14,11 +13,10 @@ from keras_birds.errors import UserError
 from keras_birds.models.build import BACKBONE, build_classifier
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
-from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
+from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
 from keras_birds.training.optimizer import make_optimizer
 from keras_birds.training.schedule import one_cycle, two_phase_plan
-
 
 
 def _set_trainable(model, phase, freeze_bn: bool):
