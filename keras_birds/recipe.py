@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_birds.errors import UserError
+from keras_birds.models.registry import POOLINGS
 
 # The public Hugging Face copy of Kaggle's BIRDS-525 (splits train/validation/test).
 DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
@@ -48,6 +49,8 @@ class Recipe:
     weight_decay: float = 0.05  # AdamW
     label_smoothing: float = 0.1
     dropout: float = 0.2  # before the classification head
+    pooling: str = "avg"  # "avg" or "max" over the backbone's last feature map
+    l2_features: bool = False  # unit-length pooled features (cosine head); pair with head_init="probe"
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
     workers: int = 2  # loader threads decoding and augmenting batches
@@ -74,6 +77,8 @@ class Recipe:
             problems.append(f"image_size must be >= 32, got {self.image_size}")
         if self.probe_views < 0:
             problems.append(f"probe_views must be >= 0, got {self.probe_views}")
+        if self.pooling not in POOLINGS:
+            problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.head_init not in HEAD_INITS:
             problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not 0 <= self.label_smoothing < 1:

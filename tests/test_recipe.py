@@ -132,6 +132,7 @@ def test_unknown_model_in_a_recipe_file(tmp_path):
     ({"image_size": 16}, "image_size"),
     ({"head_init": "mean"}, "head_init"),
     ({"probe_views": -1}, "probe_views"),
+    ({"pooling": "gem"}, "pooling must be one of avg, max"),
     ({"label_smoothing": 1.0}, "label_smoothing"),
 ])
 def test_invalid_values_in_a_recipe_file(tmp_path, kwargs, words):
@@ -206,7 +207,8 @@ def test_bad_override_value_is_a_user_error(key, raw):
 
 
 @pytest.mark.parametrize("key, raw", [("epochs", "3"), ("epochs", "0,0"), ("batch_size", "0"),
-                                      ("head_init", "zeros"), ("label_smoothing", "1")])
+                                      ("head_init", "zeros"), ("label_smoothing", "1"), ("pooling", "mean"),
+                                      ("l2_features", "maybe")])
 def test_override_to_an_invalid_value_is_a_user_error(key, raw):
     with pytest.raises(UserError, match=key):
         apply_overrides(Recipe(), {key: raw})
@@ -232,7 +234,7 @@ def test_every_field_survives_the_round_trip():
                      lr=(0.5, 0.25), weight_decay=0.5, label_smoothing=0.5, dropout=0.5,
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
-                     tta_flip=True, name="n")
+                     tta_flip=True, pooling="max", l2_features=True, name="n")
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name

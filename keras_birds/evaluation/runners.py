@@ -166,10 +166,10 @@ def _keras_from_run(run: RunDir) -> KerasRunner:
     if run.model_keras.is_file():
         model, path = _load_keras(run.model_keras), run.model_keras
     elif run.best_weights.is_file():  # a run still training (or killed): rebuild and load its best epoch
-        from keras_birds.models.build import build_classifier
+        from keras_birds.models.build import build_classifier, classifier_options
 
         recipe = run.read_recipe()
-        model = build_classifier(recipe["model"], len(names), "none", recipe["image_size"], recipe.get("dropout", 0.2))
+        model = build_classifier(recipe["model"], len(names), "none", **classifier_options(recipe))
         try:
             model.load_weights(run.best_weights)
         except Exception as e:

@@ -52,9 +52,9 @@ def _open_run(path) -> tuple:
 
 def _load_torch_model(recipe: dict, n_classes: int, weights: Path):
     """The run's model on this process' backend (torch), rebuilt and loaded with its best weights."""
-    from keras_birds.models.build import build_classifier
+    from keras_birds.models.build import build_classifier, classifier_options
 
-    model = build_classifier(recipe["model"], n_classes, "none", recipe["image_size"], recipe.get("dropout", 0.2))
+    model = build_classifier(recipe["model"], n_classes, "none", **classifier_options(recipe))
     try:
         model.load_weights(weights)
     except Exception as e:
@@ -97,6 +97,7 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
     from keras_birds.export import tflite as tflite_export
     from keras_birds.export import verify as gate
     from keras_birds.export.metadata import read_metadata
+    from keras_birds.models.build import classifier_options
 
     if not (onnx or tflite):
         raise UserError("nothing to export: pass --tflite and/or --onnx")
@@ -135,10 +136,12 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
                                                                        calibration_images)
             log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
         log(f"converting to TFLite ({', '.join(quantize)}) on the TensorFlow backend ...")
+        head = classifier_options(recipe)
         written = tflite_export.export_tflite(
             model_name=recipe["model"], weights=weights, n_classes=len(classes), image_size=size,
             dropout=recipe.get("dropout", 0.2), class_names=classes, quantize=quantize, out_dir=out_dir,
-            calibration=cal_images, description=description)
+            calibration=cal_images, description=description, pooling=head["pooling"],
+            l2_features=head["l2_features"])
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
         del cal_images
 

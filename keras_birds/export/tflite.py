@@ -74,7 +74,7 @@ def _run_worker(job: dict, work: Path) -> dict:
 
 def export_tflite(*, model_name: str, weights: Path, n_classes: int, image_size: int, dropout: float,
                   class_names: list, quantize: list, out_dir: Path, calibration: np.ndarray | None,
-                  description: dict) -> dict:
+                  description: dict, pooling: str = "avg", l2_features: bool = False) -> dict:
     """Convert once per quantisation, add metadata + labels; returns {quantize: Path}."""
     unknown = [q for q in quantize if q not in QUANTIZE]
     if unknown:
@@ -88,6 +88,7 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, image_size:
     with tempfile.TemporaryDirectory(prefix="keras_birds_tflite_") as tmp:
         work = Path(tmp)
         job = {"model": model_name, "n_classes": n_classes, "image_size": image_size, "dropout": dropout,
+               "pooling": pooling, "l2_features": l2_features,
                "weights": str(Path(weights).resolve()), "quantize": list(quantize), "out_dir": str(work),
                "calibration": None, "keep_log": str(out_dir / "tflite_convert.log")}
         if "int8" in quantize:

@@ -9,7 +9,7 @@ from pathlib import Path
 import keras
 
 from keras_birds.errors import UserError
-from keras_birds.models.registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, ModelSpec
+from keras_birds.models.registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, POOLINGS, ModelSpec
 
 BACKBONE = "backbone"
 FEATURES = "features"
@@ -127,8 +127,14 @@ def build_backbone(name: str, weights="imagenet", image_size: int | None = None)
 
 
 def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: int | None = None,
-                     dropout: float = 0.2) -> keras.Model:
-    """Raw RGB pixels (N, S, S, 3) float 0-255 -> class probabilities (N, n_classes)."""
+                     dropout: float = 0.2, pooling: str = "avg", l2_features: bool = False) -> keras.Model:
+    """Raw RGB pixels (N, S, S, 3) float 0-255 -> class probabilities (N, n_classes).
+
+    pooling: "avg" or "max" over the backbone's last feature map; l2_features: scale the pooled
+    features to unit length (a cosine classifier: the head then compares directions only).
+    """
+    if pooling not in POOLINGS:
+        raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     spec, backbone = build_backbone(name, weights, image_size)
     size = image_size or spec.image_size
     inputs = keras.Input((size, size, 3), name="pixels")
@@ -137,11 +143,25 @@ def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: 
     if pre is not None:
         x = pre(x)
     x = backbone(x)
-    x = keras.layers.GlobalAveragePooling2D(name=FEATURES)(x)
+    pool = keras.layers.GlobalMaxPooling2D if pooling == "max" else keras.layers.GlobalAveragePooling2D
+    # FEATURES names the last feature layer: what the head reads and head initialisation extracts.
+    x = pool(name="pool" if l2_features else FEATURES)(x)
+    if l2_features:
+        x = keras.layers.UnitNormalization(name=FEATURES)(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name=HEAD)(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def classifier_options(recipe) -> dict:
+    """The build_classifier keywords a recipe (a Recipe or its saved dict) fixes besides the model name.
+
+    Runs saved before a field existed lack its key: they get the default they were built with.
+    """
+    get = recipe.get if isinstance(recipe, dict) else lambda key, default: getattr(recipe, key, default)
+    return {"image_size": get("image_size", None), "dropout": get("dropout", 0.2),
+            "pooling": get("pooling", "avg"), "l2_features": bool(get("l2_features", False))}
 
 
 def feature_model(model: keras.Model) -> keras.Model:

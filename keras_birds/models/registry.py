@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+POOLINGS = ("avg", "max")  # global pooling of the backbone's last feature map (build_classifier)
 
 
 @dataclass(frozen=True)

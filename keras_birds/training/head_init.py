@@ -32,20 +32,23 @@ def init_head_from_class_means(model, loader, n_classes, scale=10.0):
     head.bias.assign(np.zeros(n_classes, "float32"))
 
 
-def init_head_from_probe(model, loaders, n_classes, weight_decay=0.5, epochs=300, lr=1e-2):
+def init_head_from_probe(model, loaders, n_classes, weight_decay=0.5, epochs=300, lr=1e-2, feature_norm=10.0):
     """Linear probe to convergence on frozen features (LP-FT, Kumar et al. 2022): the all-layers phase
     then starts from the best head the pretrained features allow and distorts them less.
 
     `loaders` give the train images, plain and augmented; each is also seen mirrored. Full-batch
     AdamW on cached features takes seconds, against minutes for the same epochs through the backbone.
     Strong weight decay and no label smoothing measured best on birds-dev valid (frozen Lite0 features).
+    The probe sees features scaled to a mean length of `feature_norm` (the scale folded back into the
+    kernel after), so weight decay means the same for average-, max-pooled or unit-length features.
     """
     f, y = extract_features(model, loaders, flip_too=True)
+    scale = feature_norm / (np.linalg.norm(f, axis=1).mean() + 1e-12)
     probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_classes)])
     probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    probe.fit(f, y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
+    probe.fit(f * scale, y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
     kernel, bias = probe.layers[-1].get_weights()
     head = model.get_layer(HEAD)
-    head.kernel.assign(kernel)
+    head.kernel.assign((kernel * scale).astype("float32"))
     head.bias.assign(bias)

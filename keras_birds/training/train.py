@@ -10,7 +10,7 @@ from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader, SkippedFiles
 from keras_birds.data.sources import exclusion_summary, load_source, read_exclude_entries
 from keras_birds.errors import UserError
-from keras_birds.models.build import BACKBONE, build_classifier
+from keras_birds.models.build import BACKBONE, build_classifier, classifier_options
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
@@ -62,7 +62,7 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         raise UserError(f"data {recipe.data} no longer has the class list this run was trained on ({run.classes_txt})")
     done = state["epochs_done"]
     model = build_classifier(recipe.model, len(classes), "none" if done else recipe.weights,
-                             recipe.image_size, recipe.dropout)
+                             **classifier_options(recipe))
     if not resume:  # only once data and model are known good: a failure leaves no half-made run
         run.prepare(recipe.to_dict(), overwrite)
         run.write_classes(classes)
@@ -102,7 +102,7 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
 
     state = run.read_state()
     # A fresh, uncompiled copy: model.keras then holds the best weights without optimizer state.
-    final = build_classifier(recipe.model, len(classes), "none", recipe.image_size, recipe.dropout)
+    final = build_classifier(recipe.model, len(classes), "none", **classifier_options(recipe))
     final.load_weights(run.best_weights)
     atomic_save(run.model_keras, final.save)
     summary = {

@@ -14,20 +14,21 @@ from keras_birds.run_dir import RunDir, atomic_save
 IMAGE_SIZE = 96
 
 
-def write_tiny_run(path, data, image_size=IMAGE_SIZE, weights="imagenet"):
+def write_tiny_run(path, data, image_size=IMAGE_SIZE, weights="imagenet", pooling="avg", l2_features=False):
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import load_source
     from keras_birds.models.build import build_classifier
     from keras_birds.training.head_init import init_head_from_class_means
 
     recipe = Recipe(model="efficientnet_lite0", weights=weights, data=str(data), image_size=image_size,
-                    batch_size=32, epochs=(1, 0), workers=1, name="tiny")
+                    batch_size=32, epochs=(1, 0), workers=1, name="tiny", pooling=pooling, l2_features=l2_features)
     index = load_source(recipe.data)
     classes = index["train"].class_names
     run = RunDir(path)
     run.prepare(recipe.to_dict(), overwrite=False)
     run.write_classes(classes)
-    model = build_classifier(recipe.model, len(classes), recipe.weights, image_size, recipe.dropout)
+    model = build_classifier(recipe.model, len(classes), recipe.weights, image_size, recipe.dropout,
+                             pooling, l2_features)
     init_head_from_class_means(model, BatchLoader(index["train"], image_size, 32, workers=1), len(classes), scale=30.0)
     atomic_save(run.best_weights, model.save_weights)
     atomic_save(run.model_keras, model.save)
@@ -47,3 +48,9 @@ def exported(tiny_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("export_out") / "export"
     return export(tiny_run.path, quantize=["none", "fp16", "dynamic", "int8"], out=out, latency_runs=3,
                   log=lambda *_: None)
+
+
+@pytest.fixture
+def make_tiny_run(birds_mini):
+    """write_tiny_run on birds-mini with other recipe settings (pooling, l2_features)."""
+    return lambda path, **settings: write_tiny_run(path, birds_mini, **settings)

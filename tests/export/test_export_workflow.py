@@ -167,3 +167,18 @@ def test_unverified_names(tmp_path):
     f.write_bytes(b"y")  # a later export that passes replaces the unverified one
     assert gate.settle_name(f, True) == f and not failed.exists()
     assert gate.verified_name(failed) == f
+
+
+def test_max_pooled_unit_feature_head_exports_and_matches_keras(make_tiny_run, tmp_path):
+    """A recipe's pooling/l2_features reach every rebuild: ONNX from the torch model, TFLite from the
+    TensorFlow worker; a file built with the default average pooling would fail the parity gate."""
+    from keras_birds.export.export import export
+
+    run = make_tiny_run(tmp_path / "run", pooling="max", l2_features=True)
+    result = export(run.path, quantize=["none"], out=tmp_path / "export", latency_runs=1, log=lambda *_: None)
+    assert result.passed
+    for f in result.report["files"]:
+        assert f["verified"] is True and f["gate"]["top1_agreement"] >= 0.995, f
+        assert f["gate"]["max_abs_prob_diff"] < 0.02 and f["gate"]["keras_top1"] >= 0.5
+    model = keras.saving.load_model(run.model_keras)
+    assert [l.__class__.__name__ for l in model.layers[-4:-2]] == ["GlobalMaxPooling2D", "UnitNormalization"]

@@ -14,10 +14,12 @@ from keras_birds.models.build import (  # noqa: E402
     HEAD,
     build_backbone,
     build_classifier,
+    classifier_options,
     feature_model,
     normalize_weights,
 )
 from keras_birds.models.registry import MODELS  # noqa: E402
+from keras_birds.recipe import Recipe  # noqa: E402
 
 SIZE = 64
 
@@ -185,3 +187,27 @@ def test_normalize_weights_keeps_existing_paths(tmp_path):
     assert normalize_weights(str(tmp_path)) == str(tmp_path)
     with pytest.raises(UserError, match="--weights none"):
         normalize_weights("imagenett")  # a typo is not a path
+
+
+def test_max_pooling_and_unit_length_features(birds_mini):
+    """pooling="max" takes the maximum of the backbone's map; l2_features makes every feature vector
+    unit length, on real images; both are recorded so a run rebuilds as it was trained."""
+    from keras_birds.data.loader import BatchLoader
+    from keras_birds.data.sources import load_source
+    images, _ = BatchLoader(load_source(str(birds_mini))["valid"], 64, 8).load_batch(0)
+    x = images.astype("float32")
+    plain = build_classifier("efficientnet_lite0", 5, "imagenet", 64, 0.0, pooling="max")
+    fmap = keras.ops.convert_to_numpy(plain.get_layer(BACKBONE)(plain.get_layer("preprocess")(x)))
+    pooled = np.asarray(feature_model(plain).predict_on_batch(x))
+    np.testing.assert_allclose(pooled, np.asarray(fmap).max((1, 2)), rtol=1e-5, atol=1e-5)
+    assert not np.allclose(pooled, np.asarray(fmap).mean((1, 2)), atol=1e-3)
+    unit = build_classifier("efficientnet_lite0", 5, "imagenet", 64, 0.0, pooling="max", l2_features=True)
+    feats = np.asarray(feature_model(unit).predict_on_batch(x))
+    np.testing.assert_allclose(np.linalg.norm(feats, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(feats, pooled / np.linalg.norm(pooled, axis=1, keepdims=True), atol=1e-5)
+    with pytest.raises(UserError, match="pooling must be one of avg, max"):
+        build_classifier("efficientnet_lite0", 5, "none", 64, pooling="gem")
+    # a run saved before these fields existed rebuilds with what it was built with
+    assert classifier_options({"image_size": 96, "dropout": 0.1}) == {
+        "image_size": 96, "dropout": 0.1, "pooling": "avg", "l2_features": False}
+    assert classifier_options(Recipe(pooling="max", l2_features=True))["pooling"] == "max"
