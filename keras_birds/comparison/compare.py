@@ -85,8 +85,9 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
         recipe = run.read_recipe()
         summary = json.loads(run.summary_json.read_text()) if run.summary_json.is_file() else {}
         name = _run_label(run, recipe, taken)
+        files = exported_files(run)
         # A verified int8 file first; an unverified one still has the size the app would ship.
-        int8 = next((p for p in exported_files(run) if p.name.split(".")[0] == "model_int8"), None)
+        int8 = next((p for p in files if p.name.split(".")[0] == "model_int8"), None)
         log(f"[{n}/{len(runs)}] {name}: evaluating {run.path} on {split} ...")
         report = evaluate(run.path, split=split, data=data, progress=progress, latency_runs=latency_runs)
         fp32_mb = round(report["params"] * 4 / 1e6, 3) if report["params"] else None
@@ -97,7 +98,6 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
             # What the keras row ran is the float32 weights; the .keras file's size counts the format too.
             size_mb=fp32_mb or report["size_mb"]))
         if exported:
-            files = exported_files(run)
             if not files:
                 log(f"note: {run.path} has no exported files in {run.path / 'export'} (run `keras-birds export "
                     f"{run.path}` first)")

@@ -41,7 +41,7 @@ def zoo_rows(models, *, n_classes=N_CLASSES, export_int8=True, latency_runs=20, 
     from keras_birds.evaluation.latency import measure_latency, torch_device
     from keras_birds.evaluation.runners import KerasRunner, TFLiteRunner
     from keras_birds.export.tflite import export_tflite
-    from keras_birds.models.build import build_classifier
+    from keras_birds.models.build import build_classifier, classifier_options
     from keras_birds.models.registry import MODELS
 
     rows = []
@@ -49,7 +49,8 @@ def zoo_rows(models, *, n_classes=N_CLASSES, export_int8=True, latency_runs=20, 
     for n, name in enumerate(models, 1):
         size = MODELS[name].image_size
         log(f"[{n}/{len(models)}] {name}: building at {size}px with random weights ...")
-        model = build_classifier(name, n_classes, "none", size, 0.2)
+        options = classifier_options({"image_size": size})  # the default head, as the recipes build it
+        model = build_classifier(name, n_classes, "none", **options)
         images = rng.integers(0, 256, (4, size, size, 3), dtype=np.uint8)
         with tempfile.TemporaryDirectory(prefix="keras_birds_zoo_") as tmp:
             weights = Path(tmp) / "model.weights.h5"
@@ -65,7 +66,7 @@ def zoo_rows(models, *, n_classes=N_CLASSES, export_int8=True, latency_runs=20, 
             if export_int8:
                 log(f"[{n}/{len(models)}] {name}: converting to int8 .tflite ...")
                 written = export_tflite(
-                    model_name=name, weights=weights, n_classes=n_classes, image_size=size, dropout=0.2,
+                    model_name=name, weights=weights, n_classes=n_classes, options=options,
                     class_names=[f"class_{i}" for i in range(n_classes)], quantize=["int8"], out_dir=Path(tmp),
                     calibration=rng.integers(0, 256, (CALIBRATION_IMAGES, size, size, 3), dtype=np.uint8),
                     description={"name": name, "description": "random-init build for sizing", "version": "",

@@ -2,7 +2,7 @@
 
     KERAS_BACKEND=tensorflow python -m keras_birds.export._tflite_worker JOB.json
 
-JOB.json: {"model", "n_classes", "image_size", "dropout", "pooling", "l2_features", "weights" (a .keras or .weights.h5),
+JOB.json: {"model", "n_classes", "options" (build_classifier keywords), "weights" (a .keras or .weights.h5),
 "quantize": [...], "calibration" (a .npy of uint8 images, for int8), "out_dir"}.
 Writes OUT_DIR/<quantize>.tflite (plain, no metadata) and OUT_DIR/worker.json with what it did.
 """
@@ -70,13 +70,12 @@ def main(job_path: str) -> int:
 
     out_dir = Path(job["out_dir"])
     started = time.time()
-    model = build_classifier(job["model"], job["n_classes"], "none", job["image_size"], job["dropout"],
-                             job.get("pooling", "avg"), job.get("l2_features", False))
+    model = build_classifier(job["model"], job["n_classes"], "none", **job["options"])
     model.load_weights(job["weights"])
     calibration = np.load(job["calibration"]) if job.get("calibration") else None
     report = {"keras_backend": keras.backend.backend(), "files": {}}
     with tempfile.TemporaryDirectory() as saved:
-        _saved_model(model, job["image_size"], saved)
+        _saved_model(model, job["options"]["image_size"], saved)
         report["saved_model_seconds"] = round(time.time() - started, 1)
         for quantize in job["quantize"]:
             t0 = time.time()

@@ -136,12 +136,10 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
                                                                        calibration_images)
             log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
         log(f"converting to TFLite ({', '.join(quantize)}) on the TensorFlow backend ...")
-        head = classifier_options(recipe)
         written = tflite_export.export_tflite(
-            model_name=recipe["model"], weights=weights, n_classes=len(classes), image_size=size,
-            dropout=recipe.get("dropout", 0.2), class_names=classes, quantize=quantize, out_dir=out_dir,
-            calibration=cal_images, description=description, pooling=head["pooling"],
-            l2_features=head["l2_features"])
+            model_name=recipe["model"], weights=weights, n_classes=len(classes), options=classifier_options(recipe),
+            class_names=classes, quantize=quantize, out_dir=out_dir, calibration=cal_images,
+            description=description)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
         del cal_images
 

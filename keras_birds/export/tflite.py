@@ -72,10 +72,13 @@ def _run_worker(job: dict, work: Path) -> dict:
     return json.loads((work / "worker.json").read_text())
 
 
-def export_tflite(*, model_name: str, weights: Path, n_classes: int, image_size: int, dropout: float,
-                  class_names: list, quantize: list, out_dir: Path, calibration: np.ndarray | None,
-                  description: dict, pooling: str = "avg", l2_features: bool = False) -> dict:
-    """Convert once per quantisation, add metadata + labels; returns {quantize: Path}."""
+def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: dict, class_names: list,
+                  quantize: list, out_dir: Path, calibration: np.ndarray | None, description: dict) -> dict:
+    """Convert once per quantisation, add metadata + labels; returns {quantize: Path}.
+
+    `options`: the build_classifier keywords of the model (models.build.classifier_options), which the
+    TensorFlow worker rebuilds it with.
+    """
     unknown = [q for q in quantize if q not in QUANTIZE]
     if unknown:
         raise UserError(f"unknown --quantize {', '.join(unknown)} (choose from {', '.join(QUANTIZE)})")
@@ -83,12 +86,11 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, image_size:
         raise UserError("int8 needs calibration images from the run's training split")
     out_dir = Path(out_dir)
     labels = "".join(f"{n}\n" for n in class_names).encode("utf-8")
-    meta = md.build_metadata(image_size=image_size, n_classes=n_classes, **description)
+    meta = md.build_metadata(image_size=options["image_size"], n_classes=n_classes, **description)
     written = {}
     with tempfile.TemporaryDirectory(prefix="keras_birds_tflite_") as tmp:
         work = Path(tmp)
-        job = {"model": model_name, "n_classes": n_classes, "image_size": image_size, "dropout": dropout,
-               "pooling": pooling, "l2_features": l2_features,
+        job = {"model": model_name, "n_classes": n_classes, "options": dict(options),
                "weights": str(Path(weights).resolve()), "quantize": list(quantize), "out_dir": str(work),
                "calibration": None, "keep_log": str(out_dir / "tflite_convert.log")}
         if "int8" in quantize:
