@@ -5,7 +5,7 @@ fine-tuned. On birds-dev (3 train images per species) it matched or beat fine-tu
     keras-birds train recipes/effnet_lite0_fewshot.py --data ../shared/data/birds-dev
 
 Measured (tools/bench_fewshot.py, seeds 0/1/2, 2-CPU machine): valid 90.4/89.6/90.4%, test
-90.4/89.6/91.2%, 226/224/227 of 250, ~85 s each; recipes/effnet_lite0.py: 222-225 of 250 in 330-590 s.
+90.4/90.4/90.4%, 226/225/226 of 250, ~82 s each; recipes/effnet_lite0.py: 222-225 of 250 in 330-590 s.
 With tens of images per species or more (the full BIRDS-525), use recipes/effnet_lite0.py: a frozen
 backbone then leaves accuracy on the table.
 """
