@@ -1,7 +1,7 @@
 """The Pareto plot of a comparison: accuracy against batch-1 latency, marker area ~ size in MB."""
 from __future__ import annotations
 
-from keras_birds.comparison.table import _label, recommend
+from keras_birds.comparison.table import recommend, row_label
 from keras_birds.run_dir import atomic_save
 
 
@@ -32,7 +32,7 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
         for i, r in enumerate(sorted(with_acc, key=lambda r: r["latency_ms"])):
             ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r), alpha=0.55, edgecolors="black")
             # Alternate above/below so neighbours at one accuracy do not print over each other.
-            ax.annotate(f"{_label(r)}\n{r['size_mb']:.1f} MB", (r["latency_ms"], 100 * r["top1"]),
+            ax.annotate(f"{row_label(r)}\n{r['size_mb']:.1f} MB", (r["latency_ms"], 100 * r["top1"]),
                         textcoords="offset points", xytext=(8, 8 if i % 2 == 0 else -22), fontsize=7)
         front = _pareto_front(with_acc)
         ax.plot([r["latency_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1,
@@ -41,7 +41,7 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
         if rec:
             r = rec["row"]
             ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r) * 1.6, facecolors="none", edgecolors="red",
-                       linewidths=2, label=f"recommended: {_label(r)}")
+                       linewidths=2, label=f"recommended: {row_label(r)}")
         ax.set_ylabel(f"{split} top-1 (%)")
         ax.set_title("Accuracy vs batch-1 latency (marker area ~ size in MB)")
         ax.margins(x=0.15, y=0.2)
@@ -49,7 +49,7 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
     else:
         for r in timed:
             ax.scatter(r["latency_ms"], r["size_mb"], s=area(r), alpha=0.55, edgecolors="black")
-            ax.annotate(_label(r), (r["latency_ms"], r["size_mb"]), textcoords="offset points", xytext=(8, 4),
+            ax.annotate(row_label(r), (r["latency_ms"], r["size_mb"]), textcoords="offset points", xytext=(8, 4),
                         fontsize=8)
         ax.set_ylabel("size (MB)")
         ax.set_title("Size vs batch-1 latency (no accuracy: random-init builds)")

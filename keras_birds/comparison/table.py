@@ -58,18 +58,19 @@ def recommend(rows: list, tolerance_points: float = TOLERANCE_POINTS) -> dict | 
     near = [r for r in usable if 100 * (best["top1"] - r["top1"]) <= tolerance_points + 1e-9]
     front = [r for r in near if not any(_dominated(r, other) for other in near)]
     pick = min(front, key=lambda r: (r["size_mb"], r["latency_ms"]))
-    label = _label(pick)
+    label = row_label(pick)
     why = (f"{label}: {100 * pick['top1']:.1f}% top-1, {pick['size_mb']:.2f} MB, {pick['latency_ms']:.2f} ms; "
            + ("the best accuracy" if pick is best else
-              f"within {tolerance_points:g} point of the best ({_label(best)}, {100 * best['top1']:.1f}%)"))
+              f"within {tolerance_points:g} point of the best ({row_label(best)}, {100 * best['top1']:.1f}%)"))
     fastest = min(front, key=lambda r: r["latency_ms"])
     if fastest is not pick:
-        why += (f"; {_label(fastest)} is faster ({fastest['latency_ms']:.2f} ms) but larger "
+        why += (f"; {row_label(fastest)} is faster ({fastest['latency_ms']:.2f} ms) but larger "
                 f"({fastest['size_mb']:.2f} MB)")
     return {"row": pick, "best": best, "candidates": near, "why": why}
 
 
-def _label(row: dict) -> str:
+def row_label(row: dict) -> str:
+    """How the recommendation and the plot name a row: the model, plus its format unless Keras."""
     return row["name"] if (row.get("format") or "keras").startswith("keras") else f"{row['name']} ({row['format']})"
 
 

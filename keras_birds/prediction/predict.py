@@ -85,14 +85,15 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
     out = Predictions(str(runner.path), runner.kind, threshold, bool(tta_flip), errors=errors)
     bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, disable=not progress or len(files) < 2)
     for start in range(0, len(files), batch_size):
+        chunk = files[start:start + batch_size]
         batch, paths = [], []
-        for path in files[start:start + batch_size]:
+        for path in chunk:
             try:
                 batch.append(load_rgb(path, size))
                 paths.append(path)
             except BadImage as e:
                 out.errors.append({"path": path, "error": f"unreadable: {e}"})
-        bar.update(len(files[start:start + batch_size]))
+        bar.update(len(chunk))
         if not batch:
             continue
         probs = run_model(np.stack(batch))
