@@ -3,16 +3,47 @@
     KERAS_BACKEND=tensorflow python -m keras_birds.export._tflite_worker JOB.json
 
 JOB.json: {"model", "n_classes", "options" (build_classifier keywords), "weights" (a .keras or .weights.h5),
-"quantize": [...], "calibration" (a .npy of uint8 images, for int8), "out_dir"}.
+"quantize": [...], "calibration" (a .npy of uint8 images, for int8), "out_dir", "die_with_parent"}.
 Writes OUT_DIR/<quantize>.tflite (plain, no metadata) and OUT_DIR/worker.json with what it did.
+With "die_with_parent", stdin must be a pipe held by the parent (export/tflite.py): EOF there
+without a "done" first means the parent died, and the worker then ends itself and removes OUT_DIR.
 """
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+
+def _die_with_parent(work_dir: str):
+    """Fork a watcher that blocks on stdin until the parent writes "done" or dies (EOF).
+
+    A process, not a thread: conversion holds the GIL in C++ for many seconds, and a killed parent
+    runs no clean-up of its own. Forked before TensorFlow is imported, so it is small and safe.
+    """
+    worker = os.getpid()
+    if os.fork() != 0:
+        return
+    try:
+        said = b""
+        while True:
+            chunk = os.read(0, 64)
+            if not chunk:
+                break
+            said += chunk
+        if not said.startswith(b"done"):
+            try:
+                os.kill(worker, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            shutil.rmtree(work_dir, ignore_errors=True)
+    finally:
+        os._exit(0)
 
 
 def _saved_model(model, image_size: int, folder: str):
@@ -58,8 +89,14 @@ def _convert(saved_model_dir: str, quantize: str, calibration):
     return converter.convert()
 
 
+def _say(msg: str):
+    print(f"[tflite worker] {msg}", flush=True)
+
+
 def main(job_path: str) -> int:
     job = json.loads(Path(job_path).read_text())
+    if job.get("die_with_parent"):
+        _die_with_parent(job["out_dir"])
     import keras
 
     if keras.backend.backend() != "tensorflow":
@@ -70,15 +107,17 @@ def main(job_path: str) -> int:
 
     out_dir = Path(job["out_dir"])
     started = time.time()
+    _say(f"building {job['model']}")
     model = build_classifier(job["model"], job["n_classes"], "none", **job["options"])
     model.load_weights(job["weights"])
     calibration = np.load(job["calibration"]) if job.get("calibration") else None
     report = {"keras_backend": keras.backend.backend(), "files": {}}
-    with tempfile.TemporaryDirectory() as saved:
+    with tempfile.TemporaryDirectory(dir=out_dir) as saved:  # inside OUT_DIR: one folder to remove
         _saved_model(model, job["options"]["image_size"], saved)
         report["saved_model_seconds"] = round(time.time() - started, 1)
         for quantize in job["quantize"]:
             t0 = time.time()
+            _say(f"converting ({quantize})")
             data = _convert(saved, quantize, calibration)
             path = out_dir / f"{quantize}.tflite"
             path.write_bytes(data)

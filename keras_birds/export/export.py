@@ -2,12 +2,19 @@
 
 One file an app engineer drops into a phone app: fixed 1xSxSx3 input of raw RGB pixels (uint8 for
 int8), preprocessing inside, softmax probabilities out, class names inside the file and beside it.
-Each file then passes the parity gate (verify.py) on the run's validation split, or is renamed
-`*.unverified.*` and the export fails. export.json records sizes, gate figures and batch-1 latency
-of each file next to the Keras model's, measured in this process on this machine.
+Each file then passes the parity gate (verify.py) on the run's validation split, or is named
+`*.unverified.*` and the export fails. export.json records sizes, sha256, gate figures and batch-1
+latency of each file next to the Keras model's, measured in this process on this machine.
+
+Files are converted, verified and timed in OUT/.pending-<pid>/ and get their final names only after
+their own verdict; export.json is written last. A failed or killed export never leaves a new file
+under a verified name, nor an export.json that describes other files than those beside it.
 """
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +27,7 @@ from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
+PENDING_PREFIX = ".pending-"  # + the exporting process' id
 
 
 @dataclass
@@ -90,14 +98,51 @@ def _latency(runner, images, runs: int) -> dict:
     return {k: timing[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "latency_ms_b1_runs")}
 
 
+def _pending_dir(out_dir: Path) -> Path:
+    """A hidden folder of this process inside `out_dir` where files wait for their verdict.
+
+    Pending folders of dead processes (a killed export) are removed first: their files were never
+    verified, and nothing outside this workflow looks inside a hidden folder.
+    """
+    for old in out_dir.glob(f"{PENDING_PREFIX}*"):
+        pid = old.name[len(PENDING_PREFIX):]
+        if old.is_dir() and (not pid.isdigit() or not _alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+    pending = out_dir / f"{PENDING_PREFIX}{os.getpid()}"
+    shutil.rmtree(pending, ignore_errors=True)
+    pending.mkdir(parents=True)
+    return pending
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
            calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
            latency_runs: int = DEFAULT_LATENCY_RUNS, log=print) -> ExportResult:
-    from keras_birds.export import onnx as onnx_export
+    """Convert, verify and time every file in a pending folder, then commit: each file gets its
+    final (or `*.unverified.*`) name only after its own verdict, and export.json is written last.
+
+    Everything that can fail on the user's input (the run, its data, the calibration images) is
+    checked before any conversion, and a failure or a kill at any point leaves the files and
+    export.json of an earlier export as they were.
+    """
     from keras_birds.export import tflite as tflite_export
-    from keras_birds.export import verify as gate
-    from keras_birds.export.metadata import read_metadata
-    from keras_birds.models.build import classifier_options
 
     if not (onnx or tflite):
         raise UserError("nothing to export: pass --tflite and/or --onnx")
@@ -107,57 +152,84 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
         raise UserError(f"unknown --quantize {', '.join(unknown)} (choose from {', '.join(tflite_export.QUANTIZE)})")
     if tflite and not quantize:
         raise UserError("--tflite needs at least one --quantize (none, fp16, dynamic, int8)")
+    if "int8" in quantize and calibration_images < 1:
+        raise UserError("--calibration-images must be >= 1 for int8")
     run, recipe, classes, weights = _open_run(run_path)
+    size, data = int(recipe["image_size"]), data or recipe["data"]
+    # The data first: a moved data set must fail before minutes of conversion, not after.
+    valid = _index(data, recipe, "valid") if verify else None
+    if valid is not None and len(valid) == 0:
+        raise UserError(f"the valid split of {data} has no images to verify the export on (or pass --no-verify)")
+    cal_images, calibration = None, None
+    if "int8" in quantize:
+        cal_images, calibration = tflite_export.calibration_images(_index(data, recipe, "train"), size,
+                                                                   calibration_images)
+        log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
     out_dir = Path(out) if out else run.path / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
-    size, data = int(recipe["image_size"]), data or recipe["data"]
-    started = time.time()
-    atomic_write_text(out_dir / "labels.txt", "".join(f"{n}\n" for n in classes))
-    description = {"name": f"keras-birds {recipe['model']}",
-                   "description": f"Bird species classifier, {len(classes)} species, from run {run.path.name}. "
-                                  f"Input: raw RGB pixels 0-255; output: softmax probabilities.",
-                   "version": f"keras-birds {__version__}", "author": "keras-birds"}
-    files, calibration = {}, None  # label -> (path, quantize)
+    pending = _pending_dir(out_dir)
+    try:
+        started = time.time()
+        files = _convert(run, recipe, classes, weights, pending, onnx, quantize, cal_images,
+                         out_dir / "tflite_convert.log", log)
+        del cal_images
+        report = _verify_and_time(run, recipe, classes, files, valid, size, latency_runs, log)
+        report.update(data=data, calibration=calibration, seconds=round(time.time() - started, 1))
+        _commit(report, files, out_dir, classes)
+    finally:
+        shutil.rmtree(pending, ignore_errors=True)
+    return ExportResult(out_dir, report)
 
+
+def _convert(run, recipe, classes, weights, pending: Path, onnx: bool, quantize: list, cal_images,
+             failure_log: Path, log) -> dict:
+    """{label: (path in `pending`, quantize)} of the converted files."""
+    from keras_birds.export import onnx as onnx_export
+    from keras_birds.export import tflite as tflite_export
+    from keras_birds.models.build import classifier_options
+
+    size, files = int(recipe["image_size"]), {}
     if onnx:
         log(f"exporting ONNX from {weights} ...")
         model = _load_torch_model(recipe, len(classes), weights)
-        path = onnx_export.export_onnx(model, out_dir / "model.onnx", image_size=size, class_names=classes,
+        path = onnx_export.export_onnx(model, pending / "model.onnx", image_size=size, class_names=classes,
                                        metadata={"model": recipe["model"], "run": run.path.name,
                                                  "keras_birds_version": __version__})
         files["onnx"] = (path, "none")
         del model
-    if tflite:
-        cal_images = None
-        if "int8" in quantize:
-            if calibration_images < 1:
-                raise UserError("--calibration-images must be >= 1 for int8")
-            cal_images, calibration = tflite_export.calibration_images(_index(data, recipe, "train"), size,
-                                                                       calibration_images)
-            log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
+    if quantize:
         log(f"converting to TFLite ({', '.join(quantize)}) on the TensorFlow backend ...")
+        description = {"name": f"keras-birds {recipe['model']}",
+                       "description": f"Bird species classifier, {len(classes)} species, from run {run.path.name}. "
+                                      f"Input: raw RGB pixels 0-255; output: softmax probabilities.",
+                       "version": f"keras-birds {__version__}", "author": "keras-birds"}
         written = tflite_export.export_tflite(
             model_name=recipe["model"], weights=weights, n_classes=len(classes), options=classifier_options(recipe),
-            class_names=classes, quantize=quantize, out_dir=out_dir, calibration=cal_images,
-            description=description)
+            class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
+            description=description, keep_log=failure_log)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
-        del cal_images
+    return files
+
+
+def _verify_and_time(run, recipe, classes, files: dict, valid, size: int, latency_runs: int, log) -> dict:
+    """The gate on `valid` (None: not verified) and batch-1 latency of each file beside Keras'."""
+    from keras_birds.evaluation.runners import open_runner
+    from keras_birds.export import onnx as onnx_export
+    from keras_birds.export import tflite as tflite_export
+    from keras_birds.export import verify as gate
+    from keras_birds.export.metadata import read_metadata
 
     io_info = {label: (onnx_export if label == "onnx" else tflite_export).io_details(path)
                for label, (path, _) in files.items()}
-    from keras_birds.evaluation.runners import open_runner
-
     keras_runner = open_runner(run.path)
-    results, n_valid, latency_images = {}, None, None
-    if verify:
-        index = _index(data, recipe, "valid")
-        n_valid = len(index)
-        log(f"verifying on {n_valid} validation images ...")
-        results = gate.run_gate(keras_runner, files, _batches(index, size), classes)
+    results, latency_images = {}, None
+    if valid is not None:
+        log(f"verifying on {len(valid)} validation images ...")
+        results = gate.run_gate(keras_runner, files, _batches(valid, size), classes)
         for label, (path, q) in files.items():
             if q == "int8":
                 gate.check_raw_pixel_input(results[label], io_info[label])
-        latency_images = next(_batches(index, size, 8))[0]
+        latency_images = next(_batches(valid, size, 8))[0]
     if latency_images is None:  # latency does not depend on the content; --no-verify loads no data
         latency_images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
 
@@ -169,8 +241,7 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
     entries = []
     for label, (path, q) in files.items():
         result = results.get(label)
-        passed = result.passed if result else None
-        entry = {"file": None, "format": "onnx" if label == "onnx" else "tflite",
+        entry = {"file": Path(path).name, "format": "onnx" if label == "onnx" else "tflite",
                  "quantize": "none" if label == "onnx" else q, **io_info[label]}
         if entry["format"] == "tflite":
             meta = read_metadata(Path(path).read_bytes())
@@ -187,26 +258,37 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
             if keras_info.get("latency_ms_b1_median") and entry["latency_ms_b1_median"]:
                 entry["speedup_vs_keras"] = round(keras_info["latency_ms_b1_median"] / entry["latency_ms_b1_median"], 2)
             del runner
-        final = gate.settle_name(path, passed)
-        size_bytes = final.stat().st_size
-        entry.update(file=final.name, size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
-                     size_vs_keras=round(size_bytes / keras_runner.size_bytes, 3),
-                     verified=passed, gate=result.as_dict() if result else None)
+        size_bytes = Path(path).stat().st_size
+        entry.update(size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
+                     size_vs_keras=round(size_bytes / keras_runner.size_bytes, 3), sha256=_sha256(path),
+                     verified=result.passed if result else None, gate=result.as_dict() if result else None)
         entries.append(entry)
-
-    passed = None if not verify else all(r.passed for r in results.values())
-    report = {
+    return {
         "run": str(run.path.resolve()), "model": recipe["model"], "image_size": size, "n_classes": len(classes),
         "labels": "labels.txt", "keras_birds_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.time() - started, 1),
-        "data": data, "validation_images": n_valid, "calibration": calibration,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "validation_images": None if valid is None else len(valid),
         "gate": {"float": f"top-1 agreement with Keras >= {100 * gate.MIN_TOP1_AGREEMENT}%",
                  "quantised": f"top-1 accuracy drop <= {gate.MAX_TOP1_DROP_POINTS} point",
-                 "split": "valid" if verify else None},
-        "passed": passed, "keras": keras_info, "files": entries,
+                 "split": "valid" if valid is not None else None},
+        "passed": None if valid is None else all(r.passed for r in results.values()),
+        "keras": keras_info, "files": entries,
     }
+
+
+def _commit(report: dict, files: dict, out_dir: Path, classes: list):
+    """Move each file from the pending folder to its final name, then write export.json, last.
+
+    The old export.json goes first: a kill between the moves and the new export.json leaves files
+    without a report (each plain name still a verified file), never a report describing other files.
+    """
+    from keras_birds.export import verify as gate
+
+    (out_dir / "export.json").unlink(missing_ok=True)
+    atomic_write_text(out_dir / "labels.txt", "".join(f"{n}\n" for n in classes))
+    for entry, (path, _) in zip(report["files"], files.values()):
+        final = gate.settle_name(out_dir / Path(path).name, entry["verified"], source=path)
+        entry["file"] = final.name
     atomic_write_json(out_dir / "export.json", report)
-    return ExportResult(out_dir, report)
 
 
 def format_summary(result: ExportResult) -> str:

@@ -52,7 +52,14 @@ def calibration_images(index: SplitIndex, image_size: int, n: int, seed: int = 0
                     "of_species": len(index.class_names), "split": index.split}
 
 
-def _run_worker(job: dict, work: Path) -> dict:
+def _run_worker(job: dict, work: Path, keep_log: Path) -> dict:
+    """Run the TensorFlow worker on `job`; its life is tied to ours (see _tflite_worker.main).
+
+    The worker's stdin is a pipe whose only write end we hold: it reads EOF when this process ends
+    in any way, SIGKILL included, and then kills itself and removes `work`. Any exit path that runs
+    Python here kills the worker and writes "done" first, so the worker's watcher stands down and
+    the TemporaryDirectory around `work` cleans up.
+    """
     job_path = work / "job.json"
     job_path.write_text(json.dumps(job))
     env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="3",
@@ -60,24 +67,36 @@ def _run_worker(job: dict, work: Path) -> dict:
                CUDA_VISIBLE_DEVICES="")
     log = work / "worker.log"
     with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "keras_birds.export._tflite_worker", str(job_path)],
-                              env=env, stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
+        proc = subprocess.Popen([sys.executable, "-m", "keras_birds.export._tflite_worker", str(job_path)],
+                                env=env, stdin=subprocess.PIPE, stdout=f, stderr=subprocess.STDOUT)
+        try:
+            returncode = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            try:
+                proc.stdin.write(b"done")
+                proc.stdin.close()
+            except OSError:  # the watcher is gone already
+                pass
+    if returncode != 0:
         lines = [ln for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         last = next((ln for ln in reversed(lines) if "Error" in ln or "error" in ln), lines[-1] if lines else "")
-        kept = Path(job["keep_log"])
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_text(log.read_text(errors="replace"))
-        raise UserError(f"TFLite conversion failed (exit {proc.returncode}): {last.strip()[:300]}; full log: {kept}")
+        keep_log.parent.mkdir(parents=True, exist_ok=True)
+        keep_log.write_text(log.read_text(errors="replace"))
+        raise UserError(f"TFLite conversion failed (exit {returncode}): {last.strip()[:300]}; full log: {keep_log}")
     return json.loads((work / "worker.json").read_text())
 
 
 def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: dict, class_names: list,
-                  quantize: list, out_dir: Path, calibration: np.ndarray | None, description: dict) -> dict:
+                  quantize: list, out_dir: Path, calibration: np.ndarray | None, description: dict,
+                  keep_log: Path | None = None) -> dict:
     """Convert once per quantisation, add metadata + labels; returns {quantize: Path}.
 
     `options`: the build_classifier keywords of the model (models.build.classifier_options), which the
-    TensorFlow worker rebuilds it with.
+    TensorFlow worker rebuilds it with. `keep_log`: where the worker's log goes if it fails
+    (default OUT_DIR/tflite_convert.log).
     """
     unknown = [q for q in quantize if q not in QUANTIZE]
     if unknown:
@@ -92,11 +111,11 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: di
         work = Path(tmp)
         job = {"model": model_name, "n_classes": n_classes, "options": dict(options),
                "weights": str(Path(weights).resolve()), "quantize": list(quantize), "out_dir": str(work),
-               "calibration": None, "keep_log": str(out_dir / "tflite_convert.log")}
+               "calibration": None, "die_with_parent": True}
         if "int8" in quantize:
             np.save(work / "calibration.npy", calibration)
             job["calibration"] = str(work / "calibration.npy")
-        report = _run_worker(job, work)
+        report = _run_worker(job, work, Path(keep_log) if keep_log else out_dir / "tflite_convert.log")
         for q in quantize:
             plain = Path(report["files"][q]["path"]).read_bytes()
             path = out_dir / FILE_NAMES[q]

@@ -121,14 +121,16 @@ def unverified_name(path) -> Path:
     return path.with_name(f"{path.stem}{UNVERIFIED}{path.suffix}")
 
 
-def settle_name(path, passed: bool | None) -> Path:
+def settle_name(path, passed: bool | None, source=None) -> Path:
     """Give a file its final name: `x.tflite` when it passed (or was not checked), else
-    `x.unverified.tflite`; a stale file under the other name from an earlier export is removed."""
+    `x.unverified.tflite`; a stale file under the other name from an earlier export is removed.
+    `source`: where the file is now (a pending folder), if not at `path`."""
     path = Path(path)
     final = unverified_name(path) if passed is False else verified_name(path)
     other = verified_name(path) if passed is False else unverified_name(path)
-    if final != path:
-        os.replace(path, final)
+    source = Path(source) if source is not None else path
+    if final != source:
+        os.replace(source, final)
     if other.exists() and other != final:
         other.unlink()
     return final

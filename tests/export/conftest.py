@@ -54,3 +54,9 @@ def exported(tiny_run, tmp_path_factory):
 def make_tiny_run(birds_mini):
     """write_tiny_run on birds-mini with other recipe settings (pooling, l2_features)."""
     return lambda path, **settings: write_tiny_run(path, birds_mini, **settings)
+
+
+@pytest.fixture
+def write_run():
+    """write_tiny_run itself: a tiny run on any data path (e.g. a relative one)."""
+    return write_tiny_run
