@@ -63,6 +63,7 @@ class AuditResult:
     exclude_also: tuple
     timing: dict
     species_of: dict = field(default_factory=dict)  # absolute path -> (split, species)
+    species_missing: dict = field(default_factory=dict)  # species -> [splits without any of its images]
 
     def rel(self, path: str) -> str:
         return os.path.relpath(path, self.root)
@@ -99,19 +100,20 @@ def run_cleanvision(paths: list, jobs: int) -> dict:
     """cleanvision's default checks over `paths` (all decodable): flagged files and duplicate sets."""
     from cleanvision import Imagelab
 
-    from keras_birds.cleaning.cv_dataset import CleanvisionFiles
+    from keras_birds.cleaning.cv_dataset import CleanvisionFiles, from_key, to_key
 
-    lab = Imagelab(filepaths=list(paths), verbose=False)
+    keys = [to_key(p) for p in paths]
+    lab = Imagelab(filepaths=keys, verbose=False)
     # Imagelab takes no dataset object of its own making: swap in ours (cleanvision is pinned to 0.3.7).
-    lab._dataset = CleanvisionFiles(filepaths=list(paths), verbose=False)
+    lab._dataset = CleanvisionFiles(filepaths=keys, verbose=False)
     lab.find_issues(n_jobs=jobs, verbose=False)
     flagged = []
     for issue in CLEANVISION_TYPES[2:]:
         column = f"is_{issue}_issue"
         if column in lab.issues:
             rows = lab.issues[lab.issues[column].astype(bool)]
-            flagged += [[str(p), issue, float(s)] for p, s in rows[f"{issue}_score"].items()]
-    sets = {kind: [sorted(map(str, s)) for s in lab.info.get(kind, {}).get("sets", [])]
+            flagged += [[from_key(str(p)), issue, float(s)] for p, s in rows[f"{issue}_score"].items()]
+    sets = {kind: [sorted(from_key(str(p)) for p in s) for s in lab.info.get(kind, {}).get("sets", [])]
             for kind in CLEANVISION_TYPES[:2]}
     return {"flagged": flagged, "sets": sets}
 
@@ -185,7 +187,7 @@ def audit(data: str, out=None, exclude_also=(), jobs=None, progress=True, log=pr
     """Audit all splits of `data` (a Kaggle-layout folder or hf:<id>) and write the report to `out`."""
     from keras_birds.cleaning.report import write_report
 
-    index = load_source(data)
+    index = load_source(data, strict=False)  # species missing from a split: a finding here, refused by train
     data = data if data.startswith("hf:") else os.path.abspath(data)  # reports name it from any directory
     root = Path(os.path.abspath(os.path.commonpath([os.path.abspath(index[s].paths[0]) for s in SPLITS])))
     out = Path(out) if out else default_out_dir(data)
@@ -212,9 +214,18 @@ def audit(data: str, out=None, exclude_also=(), jobs=None, progress=True, log=pr
         timing["images_per_second"] = round(timing["audited_images"] / max(timing["audit_seconds"], 1e-9), 1)
     result = AuditResult(data=data, root=root, out=out, images={s: len(index[s]) for s in SPLITS},
                          findings=findings, excluded=decide_exclusions(findings, exclude_also, root),
-                         exclude_also=tuple(exclude_also), timing=timing, species_of=species_of)
+                         exclude_also=tuple(exclude_also), timing=timing, species_of=species_of,
+                         species_missing=missing_species(index))
     write_report(result)
     return result
+
+
+def missing_species(index: dict) -> dict:
+    """{species: [splits without any of its images]} for each species some split lacks."""
+    names = index[SPLITS[0]].class_names  # the same list in every split (load_source strict=False)
+    counts = {s: np.bincount(index[s].labels, minlength=len(names)) for s in SPLITS}
+    gaps = {name: [s for s in SPLITS if counts[s][ci] == 0] for ci, name in enumerate(names)}
+    return {name: splits for name, splits in gaps.items() if splits}
 
 
 def collect_findings(records: dict, root: Path, species_of: dict) -> list:

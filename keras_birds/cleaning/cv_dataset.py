@@ -4,6 +4,8 @@ Imports cleanvision (pandas, matplotlib: ~0.6 s), so audit.py imports it only wh
 """
 from __future__ import annotations
 
+import os
+
 from cleanvision.dataset.fsspec_dataset import FSDataset
 from PIL import Image
 
@@ -22,11 +24,21 @@ def for_cleanvision(img: Image.Image) -> Image.Image:
     return rgb.convert("L") if img.mode in GREY_MODES else rgb
 
 
+def to_key(path: str) -> str:
+    """The name cleanvision knows a file by. Its pandas tables take only UTF-8-encodable text, and
+    a file name may hold any bytes (lone surrogates in Python): latin-1 gives each byte one character."""
+    return os.fsencode(path).decode("latin-1")
+
+
+def from_key(key: str) -> str:
+    return os.fsdecode(key.encode("latin-1"))
+
+
 class CleanvisionFiles(FSDataset):
-    """Local files for Imagelab, decoded through for_cleanvision."""
+    """Local files for Imagelab, named by to_key, decoded through for_cleanvision."""
 
     def __getitem__(self, item) -> Image.Image:
-        with Image.open(item) as img:
+        with Image.open(from_key(item)) as img:
             img.load()
             out = for_cleanvision(img)
             return out.copy() if out is img else out  # a copy outlives the closed file

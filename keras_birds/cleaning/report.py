@@ -6,7 +6,9 @@
       issues.csv         one row per file and issue: file, split, species, issue, score, excluded,
                          others (the rest of its duplicate set / the copy), detail
       exclude.txt        files to leave out: paths relative to OUT, `# reason` after each
-      audit.json         the figures of report.md as data (counts, exclusions, timing)
+                         (sources.format_exclude_line: a path that needs it is a JSON string)
+      audit.json         the figures of report.md as data (counts, exclusions, species missing
+                         from a split, timing)
       sheets/<issue>.png thumbnails of the worst cases of each issue type, duplicates side by side
       .cache/<split>.json  the per-split audit cache (delete it to audit again from scratch)
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from keras_birds.cleaning import similar
 from keras_birds.cleaning.audit import ISSUE_TYPES, OPTIONAL_EXCLUDES
-from keras_birds.data.sources import SPLITS, exclude_reason
+from keras_birds.data.sources import SPLITS, exclude_reason, format_exclude_line
 from keras_birds.run_dir import atomic_save, atomic_write_json, atomic_write_text
 
 SET_TYPES = ("leakage", "label_conflict", "exact_duplicates", "near_duplicates")
@@ -65,17 +67,25 @@ def exclusion_counts(result) -> dict:
 def write_report(result) -> None:
     out = Path(result.out)
     sheets = write_sheets(result, out / "sheets")
-    atomic_write_text(out / "issues.csv", issues_csv(result))
+    atomic_write_text(out / "issues.csv", printable(issues_csv(result)))
     atomic_write_text(out / "exclude.txt", exclude_txt(result))
     atomic_write_json(out / "audit.json", {
         "data": result.data, "root": str(result.root),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "images": result.images, "issues": counts_by_type(result),
         "excluded_files": len(result.excluded), "excluded": exclusion_counts(result),
+        "species_missing": {k: {"missing_from": v, "present_in": [s for s in SPLITS if s not in v]}
+                            for k, v in result.species_missing.items()},
         "exclude_also": list(result.exclude_also), "timing": result.timing, "sheets": sheets,
         "thresholds": {"near_bits_of_256": similar.NEAR_BITS, "prefilter_bits_of_64": similar.PREFILTER_BITS},
     })
-    atomic_write_text(out / "report.md", report_md(result, sheets))
+    atomic_write_text(out / "report.md", printable(report_md(result, sheets)))
+
+
+def printable(text: str) -> str:
+    """Text for people: a file name's undecodable bytes (lone surrogates) shown as \\udcXX escapes,
+    which UTF-8 cannot hold. exclude.txt keeps them exactly (format_exclude_line)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def issues_csv(result) -> str:
@@ -93,16 +103,28 @@ def exclude_txt(result) -> str:
     out = os.path.abspath(result.out)
     lines = [f"# keras-birds clean: {len(result.excluded)} files to leave out of training and evaluation",
              f"# data: {result.data} (root {result.root})",
-             "# paths are relative to this file's folder; the comment after each is why it is left out",
+             "# paths are relative to this file's folder; the comment after each is why it is left out;",
+             "# a path holding '#', a leading '\"', control characters or leading/trailing whitespace is a JSON string",
              f"# use: keras-birds train RECIPE --data {result.data} --exclude {Path(result.out) / 'exclude.txt'}"]
     for path, reasons in result.excluded.items():
         try:
             shown = os.path.relpath(path, out)
         except ValueError:  # another drive (Windows): only an absolute path can name it
             shown = path
-        # '#' starts the comment: a file name holding one cannot be listed (no such name in BIRDS-525).
-        lines.append(f"{shown}  # " + "; ".join(r.replace("#", "") for r in reasons))
+        lines.append(format_exclude_line(shown, "; ".join(reasons)))
     return "\n".join(lines) + "\n"
+
+
+def missing_species_md(missing: dict) -> list:
+    if not missing:
+        return []
+    lines = ["", f"## Species missing from a split ({len(missing)})", "",
+             "`keras-birds train` refuses splits with different species folders, and a species without images in a "
+             "split cannot be learned or evaluated there: add its images, or remove it from every split.", ""]
+    for name, splits in missing.items():
+        present = ", ".join(s for s in SPLITS if s not in splits) or "none"
+        lines.append(f"- {name}: missing from {', '.join(splits)} (present in {present})")
+    return lines
 
 
 def most_affected_species(result, n=15) -> list:
@@ -141,6 +163,7 @@ def report_md(result, sheets: dict) -> str:
         sheet = f"[png]({sheets[issue]})" if issue in sheets else ""
         lines.append(f"| {issue} | " + " | ".join(str(row[s]) for s in SPLITS)
                      + f" | {sum(row.values())} | {excluded_by_type[issue]} | {sheet} |")
+    lines += missing_species_md(result.species_missing)
     lines += ["", f"## exclude.txt: {len(result.excluded)} files left out", "",
               "By split: " + ", ".join(f"{s} {excl['by_split'][s]}" for s in SPLITS) + ".  ",
               "By reason (first reason of each file): "
@@ -256,10 +279,16 @@ def terminal_summary(result) -> str:
     t = result.timing
     speed = (f"{t['audited_images']} files audited in {t['audit_seconds']:.1f} s ({t['images_per_second']} images/s)"
              if t.get("audited_images") else "all splits from the cache")
+    missing = result.species_missing
+    if missing:
+        shown = [f"{k}: not in {', '.join(v)}" for k, v in list(missing.items())[:3]]
+        more = f"; +{len(missing) - 3} more" if len(missing) > 3 else ""
+        lines += ["", f"species missing from a split: {len(missing)} ({'; '.join(shown)}{more}); "
+                      f"train needs every species in every split"]
     lines += ["", f"exclude.txt: {len(result.excluded)} files ("
               + (", ".join(f"{k} {v}" for k, v in excl["by_reason"].items()) or "none") + ")",
               f"{speed}; report in {Path(result.out) / 'report.md'}"]
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 __all__ = ["write_report", "terminal_summary"]

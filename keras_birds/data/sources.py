@@ -5,7 +5,10 @@ later stage (loader, clean, eval) reads one kind of source.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +48,12 @@ def _list_split(split_dir: Path) -> dict:
     }
 
 
-def folder_source(root, splits=SPLITS) -> dict:
-    """Index ROOT/{train,valid,test}/<SPECIES>/* ; every split must have the same class list."""
+def folder_source(root, splits=SPLITS, strict=True) -> dict:
+    """Index ROOT/{train,valid,test}/<SPECIES>/* ; every split must have the same class list.
+
+    strict=False (for `clean`, which reports the difference instead): every split is indexed with
+    the sorted union of the splits' species, so a label means the same species in every split.
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"data folder {root} does not exist (expected ROOT/train|valid|test/<SPECIES>/*.jpg)")
@@ -63,8 +70,8 @@ def folder_source(root, splits=SPLITS) -> dict:
         if not listed[split] or not any(listed[split].values()):
             raise UserError(f"split folder {split_dir} holds no species folders with images")
     reference_split = splits[0]
-    classes = sorted(listed[reference_split])
-    for split in splits[1:]:
+    classes = sorted(listed[reference_split]) if strict else sorted(set().union(*listed.values()))
+    for split in splits[1:] if strict else ():  # lenient: the caller reports the differences
         missing = sorted(set(classes) - set(listed[split]))
         extra = sorted(set(listed[split]) - set(classes))
         if missing or extra:
@@ -76,8 +83,9 @@ def folder_source(root, splits=SPLITS) -> dict:
     for split in splits:
         paths, labels = [], []
         for ci, name in enumerate(classes):
-            paths += listed[split][name]
-            labels += [ci] * len(listed[split][name])
+            files = listed[split].get(name, [])
+            paths += files
+            labels += [ci] * len(files)
         out[split] = SplitIndex(split, classes, paths, np.asarray(labels, dtype=np.int64))
     return out
 
@@ -136,7 +144,7 @@ def materialize_hub_dataset(dataset_dict, out_dir, progress=True) -> Path:
     return out_dir
 
 
-def hub_source(dataset_id: str, cache_dir=None) -> dict:
+def hub_source(dataset_id: str, cache_dir=None, strict=True) -> dict:
     """Download a Hub data set once (datasets' own cache), cache it as folders, index it."""
     target = Path(cache_dir or default_cache_dir()) / "hub" / dataset_id.replace("/", "__")
     if not all((target / s).is_dir() for s in SPLITS):
@@ -151,23 +159,64 @@ def hub_source(dataset_id: str, cache_dir=None) -> dict:
                 f"--data ROOT with a local Kaggle-layout folder"
             ) from e
         materialize_hub_dataset(dataset_dict, target)
-    return folder_source(target)
+    return folder_source(target, strict=strict)
 
 
-def load_source(data: str, exclude: set | None = None) -> dict:
-    """Resolve a recipe's `data` field ("hf:<id>" or a folder) to {split: SplitIndex}."""
+def load_source(data: str, exclude: set | None = None, strict=True) -> dict:
+    """Resolve a recipe's `data` field ("hf:<id>" or a folder) to {split: SplitIndex}; strict: see folder_source."""
     if data.startswith("hf:"):
-        index = hub_source(data[3:])
+        index = hub_source(data[3:], strict=strict)
     else:
-        index = folder_source(data)
+        index = folder_source(data, strict=strict)
     if exclude:
         index = {s: idx.without(exclude) for s, idx in index.items()}
     return index
 
 
+def _unsafe(ch: str) -> bool:
+    # Control characters, line separators and lone surrogates (undecodable bytes of a file name)
+    # would break a line or the file's UTF-8.
+    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
+
+
+def format_exclude_line(path: str, comment: str = "") -> str:
+    """One exclude-file line: the path, then `  # comment` if any.
+
+    The path is written plain when unambiguous, else as a JSON string literal ("...", with \\uXXXX
+    for control characters): when it holds '#', starts or ends with whitespace, starts with '"' or
+    holds a control character. parse_exclude_line reads both back; an unquoted path ends at the
+    first '#' that starts the line or follows whitespace, so a hand-written `a/dup#2.jpg` works.
+    """
+    if "#" in path or path != path.strip() or path.startswith('"') or any(map(_unsafe, path)):
+        path = "".join(f"\\u{ord(c):04x}" if _unsafe(c) else c for c in json.dumps(path, ensure_ascii=False))
+    comment = "".join(" " if _unsafe(c) else c for c in comment).strip()
+    return f"{path}  # {comment}" if comment else path
+
+
+_COMMENT = re.compile(r"(?:^|(?<=\s))#")
+
+
+def parse_exclude_line(line: str):
+    """(path, comment) of one line written by format_exclude_line or by hand; None for a blank or
+    comment line. ValueError for a bad quoted path."""
+    body = line.strip()
+    if body.startswith('"'):
+        entry, end = json.JSONDecoder().raw_decode(body)
+        rest = body[end:].strip()
+        if rest and not rest.startswith("#"):
+            raise ValueError(f"unexpected {rest[:30]!r} after the quoted path (only a `# comment` may follow)")
+        if not entry:
+            raise ValueError("empty quoted path")
+        return entry, rest[1:].strip()
+    cut = _COMMENT.search(body)
+    entry = (body[:cut.start()] if cut else body).strip()
+    return (entry, body[cut.end():].strip() if cut else "") if entry else None
+
+
 def read_exclude_entries(path) -> dict:
-    """{absolute path: comment} of an exclude file: one path per line, `# comment` after it (the
-    reason, e.g. from `keras-birds clean`), blank lines and whole-line comments allowed.
+    """{absolute path: comment} of an exclude file (UTF-8): one path per line (see
+    format_exclude_line), `# comment` after it (the reason, e.g. from `keras-birds clean`), blank
+    lines and whole-line comments allowed.
 
     A relative line is resolved against the exclude file's own folder when that names an existing
     file (what `clean` writes, so its list survives moving to another working directory), else
@@ -180,15 +229,23 @@ def read_exclude_entries(path) -> dict:
     if not path.is_file():
         raise UserError(f"exclude file {path} does not exist")
     base = os.path.dirname(os.path.abspath(path))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"exclude file {path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     out = {}
-    for line in path.read_text().splitlines():
-        entry, _, comment = line.partition("#")
-        entry = entry.strip()
-        if not entry:
+    for number, line in enumerate(text.splitlines(), 1):
+        try:
+            parsed = parse_exclude_line(line)
+        except ValueError as e:
+            raise UserError(f"exclude file {path} line {number}: {e} (a line starting with '\"' holds a "
+                            f"JSON string)") from None
+        if parsed is None:
             continue
+        entry, comment = parsed
         beside = os.path.abspath(os.path.join(base, entry))
         resolved = beside if os.path.isabs(entry) or os.path.exists(beside) else os.path.abspath(entry)
-        out[resolved] = comment.strip()
+        out[resolved] = comment
     return out
 
 

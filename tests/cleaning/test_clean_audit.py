@@ -187,3 +187,28 @@ def test_interrupted_audit_redoes_only_unfinished_splits(make_dataset, tmp_path,
     os.utime(changed, ns=(1, 1))
     audit(str(root), tmp_path / "out", jobs=1, progress=False, log=lambda *_: None)
     assert calls == ["valid"]
+
+
+def test_exclude_txt_round_trips_tricky_file_names(make_dataset, tmp_path):
+    """Copies and unreadable files under names with '#', spaces, quotes, a backslash, a tab, non-ASCII and non-UTF-8:
+    exclude.txt must name exactly the files the audit excluded, and --exclude must drop them."""
+    root = make_dataset(tmp_path, ["CROW", "ROBIN"], {"train": 3, "valid": 1, "test": 1}, size=40)
+    crow = root / "train" / "CROW"
+    # All copies sort after 000.jpg, which stays. os.fsdecode: a name that is not UTF-8 (bytes 0xff).
+    copies = ["dup#2.jpg", "a #b.jpg", "ümlaut ñ 鳥.jpg", 'q"uote.jpg', "z trail .jpg", os.fsdecode(b"bad\xffbyte.jpg")]
+    garbage = [" lead space.jpg", "back\\slash.jpg", "#hash first.jpg", "tab\tname.jpg"]
+    for name in copies:
+        (crow / name).write_bytes((crow / "000.jpg").read_bytes())
+    for name in garbage:
+        (crow / name).write_bytes(b"not a picture")
+    out = tmp_path / "report"
+    result = audit(str(root), out, jobs=1, progress=False, log=lambda *_: None)
+    tricky = {os.path.abspath(crow / n) for n in copies + garbage}
+    assert tricky <= set(result.excluded)
+    assert {f.file for f in result.findings if f.issue == "exact_duplicates"} >= tricky - {
+        os.path.abspath(crow / n) for n in garbage}
+    listed = read_exclude_file(out / "exclude.txt")
+    assert listed == set(result.excluded)
+    kept = load_source(str(root))["train"].without(listed)
+    assert not {os.path.abspath(p) for p in kept.paths} & listed
+    assert len(kept) == len(load_source(str(root))["train"]) - len(listed)

@@ -94,3 +94,34 @@ def test_cleanvision_dataset_reaches_workers_without_its_file_lists():
     ds = CleanvisionFiles(filepaths=paths, verbose=False)
     assert len(ds.index) == 20000
     assert len(pickle.dumps(ds)) < 5000  # cleanvision pickles it into every worker task
+
+
+def test_clean_reports_a_species_missing_from_splits_and_audits_every_file(make_dataset, tmp_path):
+    """A species folder only in train: training refuses the data set, clean reports it and audits on."""
+    import json
+
+    from keras_birds.data.sources import load_source
+    from keras_birds.errors import UserError
+    from keras_birds.recipe import Recipe
+    from keras_birds.training.train import train
+
+    root = make_dataset(tmp_path, ["A BIRD", "B-BIRD"], {"train": 3, "valid": 1, "test": 1}, size=40)
+    make_dataset(tmp_path, ["ROBIN"], {"train": 2}, size=40, seed=1)  # into the same root, train only
+    (root / "train" / "ROBIN" / "broken.jpg").write_bytes(b"\xff\xd8\xff not really")
+    out = tmp_path / "report"
+    result = run("--data", root, "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    assert "species missing from a split: 1 (ROBIN: not in valid, test)" in result.stdout
+    assert "exclude.txt: 1 files (unreadable 1)" in result.stdout  # ROBIN's own files were audited
+    audit_json = json.loads((out / "audit.json").read_text())
+    assert audit_json["images"] == {"train": 9, "valid": 2, "test": 2}
+    assert audit_json["species_missing"] == {"ROBIN": {"missing_from": ["valid", "test"], "present_in": ["train"]}}
+    md = (out / "report.md").read_text()
+    assert "## Species missing from a split (1)" in md
+    assert "- ROBIN: missing from valid, test (present in train)" in md
+    # Training keeps refusing it, with the same error as before.
+    with pytest.raises(UserError, match="class lists differ .* missing in valid: ROBIN; extra in valid: none"):
+        load_source(str(root))
+    with pytest.raises(UserError, match="class lists differ"):
+        train(Recipe(model="resnet18", weights="none", data=str(root), image_size=32, epochs=(1, 0)),
+              tmp_path / "run", verbose=0, log=lambda *_: None)

@@ -313,3 +313,92 @@ def test_exclude_file_relative_lines_resolve_against_its_own_folder(small_datase
     assert read_exclude_file(os.path.relpath(report / "exclude.txt")) == {os.path.abspath(target)}
     index = load_source(str(small_dataset), exclude=read_exclude_file(report / "exclude.txt"))
     assert len(index["valid"]) == len(full["valid"]) - 1 and target not in index["valid"].paths
+
+
+# -- lenient indexing (what `clean` audits) -----------------------------------------------------
+def test_lenient_folder_source_indexes_a_species_missing_from_splits(small_dataset):
+    robin = small_dataset / "train" / "ROBIN"
+    robin.mkdir()
+    shutil.copy(small_dataset / "train" / NAMES[0] / "000.jpg", robin / "000.jpg")
+    shutil.rmtree(small_dataset / "test" / "BLACK SWAN")
+    # Training keeps refusing it, with the same message as before.
+    with pytest.raises(UserError, match="missing in valid: ROBIN; extra in valid: none"):
+        load_source(str(small_dataset))
+    for index in (folder_source(small_dataset, strict=False), load_source(str(small_dataset), strict=False)):
+        for split in ("train", "valid", "test"):
+            idx = index[split]
+            assert idx.class_names == sorted(NAMES + ["ROBIN"])  # one label numbering for every split
+            assert [idx.class_names[l] for l in idx.labels] == [Path(p).parent.name for p in idx.paths]
+        assert [len(index[s]) for s in ("train", "valid", "test")] == [13, 6, 4]
+        assert str(robin / "000.jpg") in index["train"].paths
+
+
+def test_hub_source_passes_lenient_mode_through(tmp_path, monkeypatch, make_dataset):
+    # An already materialised Hub data set whose train split has one species more.
+    root = make_dataset(tmp_path / "made", ["A BIRD"], 1, size=8)
+    make_dataset(tmp_path / "made", ["B BIRD"], {"train": 1}, size=8)
+    (tmp_path / "cache" / "hub").mkdir(parents=True)
+    root.rename(tmp_path / "cache" / "hub" / "someone__birds")
+    monkeypatch.setenv("KERAS_BIRDS_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(UserError, match="class lists differ"):
+        load_source("hf:someone/birds")
+    index = load_source("hf:someone/birds", strict=False)
+    assert index["test"].class_names == ["A BIRD", "B BIRD"] and len(index["train"]) == 2
+
+
+# -- exclude lines: any legal file name round-trips ---------------------------------------------
+TRICKY = [" lead space.jpg", "trail .jpg ", "dup#2.jpg", "a #b.jpg", "ümlaut ñ 鳥.jpg", 'q"uote.jpg', "back\\slash.jpg"]
+# Names that only an absolute, hand-made list can hold here (they need not exist).
+STRANGER = ["#lead hash.jpg", '"starts quoted.jpg', "new\nline.jpg", "tab\t.jpg", "cr\r.jpg", "nel\x85.jpg",
+            "sep\u2028.jpg", "bad\udcffbyte.jpg"]
+
+
+def test_exclude_lines_round_trip_any_file_name(tmp_path, monkeypatch):
+    from keras_birds.data.sources import format_exclude_line, read_exclude_entries
+
+    folder = tmp_path / "data" / "train" / "CROW"
+    folder.mkdir(parents=True)
+    report = tmp_path / "clean" / "report"
+    report.mkdir(parents=True)
+    expected, lines = {}, ["# written by the test"]
+    for k, name in enumerate(TRICKY):
+        (folder / name).write_bytes(b"x")
+        absolute = str(folder / name)
+        comment = f"exact_duplicates: copy of train/CROW/{name} #{k}"  # a '#' and the name in the comment too
+        lines.append(format_exclude_line(os.path.relpath(absolute, report), comment))  # as clean writes them
+        expected[absolute] = comment
+    for k, name in enumerate(STRANGER):
+        absolute = str(tmp_path / "elsewhere" / name)
+        lines.append(format_exclude_line(absolute, f"hand-made {k}"))
+        expected[absolute] = f"hand-made {k}"
+    lines.append(format_exclude_line(str(tmp_path / "no comment.jpg")))
+    expected[str(tmp_path / "no comment.jpg")] = ""
+    (report / "exclude.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")  # one line per entry
+    monkeypatch.chdir(tmp_path / "data")  # relative lines resolve against the file's own folder
+    assert read_exclude_entries(report / "exclude.txt") == expected
+    # Unambiguous paths stay plain, so the file reads well; others are JSON string literals.
+    assert format_exclude_line("train/CROW/ümlaut ñ 鳥.jpg", "r") == "train/CROW/ümlaut ñ 鳥.jpg  # r"
+    assert format_exclude_line("train/CROW/dup#2.jpg", "r") == '"train/CROW/dup#2.jpg"  # r'
+    assert format_exclude_line("x.jpg", "two\nlines") == "x.jpg  # two lines"
+
+
+def test_hand_written_exclude_lines_keep_a_hash_inside_a_name(tmp_path, monkeypatch):
+    folder = tmp_path / "train" / "CROW"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "list.txt").write_text("train/CROW/dup#2.jpg\n  train/CROW/a#b#c.jpg   # reason # more\n"
+                                       "# whole-line comment\n   \n  #indented comment\n"
+                                       '"q.jpg"#right after\n', encoding="utf-8")
+    from keras_birds.data.sources import read_exclude_entries
+
+    assert read_exclude_entries(tmp_path / "list.txt") == {
+        str(folder / "dup#2.jpg"): "", str(folder / "a#b#c.jpg"): "reason # more",
+        str(tmp_path / "q.jpg"): "right after"}
+
+
+@pytest.mark.parametrize("line", ['"unterminated.jpg', '"a.jpg" trailing words'])
+def test_bad_quoted_exclude_line_is_a_user_error(tmp_path, line):
+    path = tmp_path / "list.txt"
+    path.write_text(f"ok.jpg\n{line}\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"list.txt line 2"):
+        read_exclude_file(path)
