@@ -52,13 +52,13 @@ def exported_files(run: RunDir, folder=None) -> list:
     return sorted(found, key=lambda p: (".unverified." in p.name, p.suffix != ".onnx", p.name))
 
 
-def _format_of(path: Path) -> str:
+def _format_of(path: Path, tta_flip: bool = False) -> str:
     if path.suffix == ".onnx":
         kind = "onnx fp32"
     else:
         stem = path.name.split(".")[0]  # model_int8.unverified.tflite -> model_int8
         kind = "tflite " + stem.replace("model_", "")
-    return kind + (" (unverified)" if ".unverified." in path.name else "")
+    return kind + (" (unverified)" if ".unverified." in path.name else "") + (" (flip TTA)" if tta_flip else "")
 
 
 def _row_from_report(report: dict, **extra) -> dict:
@@ -104,7 +104,7 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
             for path in files:
                 log(f"[{n}/{len(runs)}] {name}: evaluating {path.name} on {split} ...")
                 rep = evaluate(path, split=split, data=data, progress=progress, latency_runs=latency_runs)
-                rows.append(_row_from_report(rep, name=name, format=_format_of(path),
+                rows.append(_row_from_report(rep, name=name, format=_format_of(path, rep.get("tta_flip")),
                                              int8_mb=rep["size_mb"] if "int8" in path.name else None))
     return write_comparison(rows, out_dir, split,
                             notes=[f"{split} figures from `keras-birds eval`; latency and throughput measured on "

@@ -161,9 +161,13 @@ def check_image_size(runner: Runner, recipe):
             f"{runner.run_dir.path} was trained on {size}x{size}: it is not this run's model (re-export it)")
 
 
-def default_tta_flip(recipe) -> bool:
-    """The run recipe's tta_flip, so a run's own figures are reproduced; off for a bare file."""
-    return bool(recipe.get("tta_flip", False)) if recipe else False
+def default_tta_flip(runner: Runner, recipe) -> bool:
+    """The run recipe's tta_flip for the run's own Keras model, so a run's figures are reproduced.
+
+    Off for an exported file (.tflite, .onnx) wherever it sits: it is judged as an app runs it, one
+    pass per image, and answers the same inside its run directory as copied anywhere else.
+    """
+    return bool(recipe.get("tta_flip", False)) if recipe and runner.kind == "keras" and _in_run(runner) else False
 
 
 def flip_averaged(predict):
@@ -214,8 +218,8 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     file with no run directory around it. Writes report.json, report.md and PNGs to `out`
     (default: MODEL_DIR/eval/<model file>-<split>/) and returns the report as a dict.
     latency_runs: timed batch-1 runs (0 skips latency and throughput).
-    tta_flip: average each image with its mirror image; default: the run recipe's tta_flip (so a
-    run's own figures are reproduced), off for a bare file. Latency then times both passes.
+    tta_flip: average each image with its mirror image; default: the run recipe's tta_flip for the run's
+    own Keras model (so its figures are reproduced), off for exported files. Latency then times both passes.
     """
     if split not in SPLIT_ALIASES:
         raise UserError(f"unknown split '{split}' (expected train, valid or test)")
@@ -238,7 +242,7 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
         _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {data} [{split}]")
 
     if tta_flip is None:
-        tta_flip = default_tta_flip(recipe)
+        tta_flip = default_tta_flip(runner, recipe)
     predict = flip_averaged(runner.predict) if tta_flip else runner.predict
     started = time.time()
     probs, data_labels, first_batch, skipped = predict_split(predict, index, runner.image_size, batch_size, progress)

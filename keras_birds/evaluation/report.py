@@ -36,7 +36,7 @@ def terminal_table(report: dict) -> str:
         ("data", f"{r['data']} [{r['split']}]"),
         ("images", f"{r['n_images']} of {r['classes_in_split']} species"
                    + (f", {r['n_skipped']} unreadable skipped" if r.get("n_skipped") else "")),
-        ("top-1", _pct(r["top1"]) + (" (averaged with the mirror image: the recipe's tta_flip)" if r.get("tta_flip") else "")),
+        ("top-1", _pct(r["top1"]) + (" (flip TTA: averaged with the mirror image)" if r.get("tta_flip") else "")),
         ("top-5", _pct(r["top5"])),
         ("macro top-1", _pct(r["macro_top1"])),
         ("ECE", _num(r["ece"], "{:.3f}")),

@@ -45,3 +45,14 @@ _SPECS = [
 ]
 
 MODELS = {s.name: s for s in _SPECS}
+
+
+def weights_origin(spec: ModelSpec) -> str:
+    """Where weights="imagenet" comes from and whether that needs a network (first use only: cached)."""
+    if spec.imagenet == "packaged":
+        return "offline: installed with keras-birds (" + (spec.note or "a pip package") + ")"
+    if spec.imagenet.startswith("hf://"):
+        return f"downloads {spec.imagenet} from Hugging Face on first use (needs a network)"
+    if spec.family == "convnext":
+        return "downloads keras.applications weights from Google storage on first use (needs a network)"
+    return f"downloads KerasHub preset {spec.imagenet} from Kaggle on first use (needs a network)"

@@ -79,7 +79,7 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
     check_image_size(runner, recipe)  # as eval: the input size and TTA come from the run, if any
     size = runner.image_size
     if tta_flip is None:
-        tta_flip = default_tta_flip(recipe)
+        tta_flip = default_tta_flip(runner, recipe)
     run_model = flip_averaged(runner.predict) if tta_flip else runner.predict
     k = min(top_k, len(names))
     out = Predictions(str(runner.path), runner.kind, threshold, bool(tta_flip), errors=errors)

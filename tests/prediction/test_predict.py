@@ -121,3 +121,35 @@ def test_cli_model_without_labels_is_one_line(trained_tiny_run, photos, tmp_path
     assert res.exit_code == 2
     assert res.stderr.strip() == (f"error: {tmp_path / 'bare.onnx'} carries no class names: put a labels.txt "
                                   f"(one species per line, in output order) beside it")
+
+
+def test_exported_file_answers_the_same_inside_its_run_and_copied_elsewhere(trained_tiny_run, photos, tmp_path):
+    """Issue 21: a run recipe's tta_flip applies to the run's own Keras model only. An exported file is
+    judged as the app runs it, one pass, wherever it sits; TTA rows and answers are labelled."""
+    from keras_birds.comparison.compare import compare
+    from keras_birds.evaluation.evaluate import evaluate
+
+    folder, _ = photos
+    run = tmp_path / "run_tta"
+    shutil.copytree(trained_tiny_run.path, run)
+    recipe = json.loads((run / "recipe.json").read_text())
+    (run / "recipe.json").write_text(json.dumps({**recipe, "tta_flip": True}))
+    inside = run / "export" / "model.onnx"
+    (tmp_path / "app").mkdir()
+    outside = Path(shutil.copy(inside, tmp_path / "app" / "model.onnx"))
+
+    in_run, copied = predict([folder], inside, progress=False), predict([folder], outside, progress=False)
+    assert in_run.tta_flip is False and copied.tta_flip is False
+    assert [r["top_k"] for r in in_run.results] == [r["top_k"] for r in copied.results]
+    assert predict([folder], run, progress=False).tta_flip is True  # the run itself keeps its recipe's TTA
+
+    assert evaluate(inside, split="valid", latency_runs=0, progress=False, out=tmp_path / "e1")["tta_flip"] is False
+    forced = evaluate(inside, split="valid", latency_runs=0, progress=False, out=tmp_path / "e2", tta_flip=True)
+    assert forced["tta_flip"] is True
+
+    rows = compare([run], split="valid", exported=True, out=tmp_path / "cmp", latency_runs=0, progress=False,
+                   log=lambda *_: None).rows
+    assert [r["format"] for r in rows] == ["keras (flip TTA)", "onnx fp32"]
+
+    result = CliRunner().invoke(main, ["predict", str(folder), "--model", str(run), "--top-k", "1"])
+    assert result.exit_code == 0 and "flip TTA" in result.stderr
