@@ -75,12 +75,13 @@ def _parse_sets(values):
 
 @main.command()
 @click.argument("recipe_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ or hf:<dataset id>.")
+@click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ or hf:<dataset id>. Relative paths "
+                             "(here and in the recipe) are from the working directory; the run stores them absolute.")
 @click.option("--weights", help="imagenet | none (random init) | a local KerasHub preset dir or weights file.")
 @click.option("--epochs", help="Epochs of the two phases, e.g. 2,10 (head-only warm-up, all layers).")
 @click.option("--lr", help="One-cycle peak LR of the two phases, e.g. 1e-2,1e-3.")
-@click.option("--batch-size", type=int)
-@click.option("--image-size", type=int)
+@click.option("--batch-size", type=int, help="Images per training step [default: the recipe's batch_size].")
+@click.option("--image-size", type=int, help="Side in pixels the images are resized to, >= 32 [default: the recipe's image_size].")
 @click.option("--exclude", type=click.Path(dir_okay=False), help="File of image paths to leave out (e.g. from `keras-birds clean`).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override any recipe field; repeatable (augment.rotation=10).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
@@ -119,23 +120,26 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
 
 @main.command()
 def models():
-    """List the model names a recipe can use, with where their ImageNet weights come from."""
-    from keras_birds.models.registry import MODELS
+    """List the model names a recipe can use, with where their ImageNet weights come from.
+
+    Only the EfficientNet-Lite0/1/2 weights work offline (they are installed with keras-birds); the
+    others are downloaded once on first use (then cached), or use --weights PATH / none.
+    """
+    from keras_birds.models.registry import MODELS, weights_origin
 
     for spec in MODELS.values():
-        click.echo(f"{spec.name:24s} {spec.image_size:4d}px  imagenet weights: {spec.imagenet}"
-                   + (f"  ({spec.note})" if spec.note else ""))
+        click.echo(f"{spec.name:24s} {spec.image_size:4d}px  imagenet weights: {weights_origin(spec)}")
 
 
 @main.command("eval")
 @click.argument("model", type=click.Path())
 @click.option("--split", default="test", show_default=True, help="train | valid | test.")
 @click.option("--data", help="Images to evaluate on [default: the run's own data]; required for a bare .tflite/.onnx/.keras file.")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
 @click.option("--exclude", help="File of image paths to leave out [default: the run's own exclude list]; 'none' for none.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: MODEL_DIR/eval/<model file>-<split>/].")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs after warm-up; 0 skips timing.")
-@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip; off for a bare file].")
+@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip for the run's own model; off for .tflite/.onnx files, judged in one pass as an app runs them].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the figures on stdout (all else on stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, as_json, quiet):
@@ -276,8 +280,8 @@ def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
 @click.option("--top-k", type=int, default=5, show_default=True, help="How many species to list per image.")
 @click.option("--threshold", type=float, default=0.0, show_default=True,
               help="Answer 'unknown' when the top probability is below this (0 always names a species).")
-@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip; off for a bare file].")
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip for the run's own model; off for .tflite/.onnx files, judged in one pass as an app runs them].")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (results and errors) on stdout.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json, quiet):
@@ -306,6 +310,9 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
     else:
         if preds.results:
             click.echo(format_text(preds))
+    if preds.tta_flip and not quiet:
+        click.echo("note: flip TTA: each image averaged with its mirror image (2 passes; --no-tta-flip for one)",
+                   err=True)
     for e in preds.errors:
         click.echo(f"warning: {e['path']}: {e['error']}", err=True)
     if preds.errors:

@@ -7,9 +7,10 @@ A recipe file is a Python file that defines ``RECIPE = Recipe(...)``.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import re
 import runpy
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,61 +29,85 @@ class Augment:
     """Training-batch augmentation (Keras core layers); 0 / False turns a step off."""
 
     flip: bool = True  # random horizontal flip
-    perspective: float = 0.1  # RandomPerspective factor
-    rotation: float = 15.0  # degrees, +-
-    translate: float = 0.1  # fraction of the image, +-
-    zoom: float = 0.1  # fraction, +-
-    shear: float = 0.1  # shear factor, +-
+    perspective: float = 0.1  # RandomPerspective scale (how far corners move), [0, 1]
+    rotation: float = 15.0  # degrees, +-, [0, 180] (180 already allows any angle)
+    translate: float = 0.1  # fraction of the image, +-, [0, 1]
+    zoom: float = 0.1  # fraction, +-, [0, 1) (zooming in by 100% would leave no image)
+    shear: float = 0.1  # shear factor, +-, [0, 1]
+
+    def __post_init__(self):
+        # The ranges the Keras layers accept (build_augmenter), checked here so a bad value is one line.
+        problems = []
+        for name, high, high_open, unit in (("perspective", 1, False, ""), ("rotation", 180, False, " (degrees)"),
+                                            ("translate", 1, False, ""), ("zoom", 1, True, ""),
+                                            ("shear", 1, False, "")):
+            _check_number(problems, self, name, 0, high, high_open=high_open, unit=unit, prefix="augment.")
+        if problems:
+            raise UserError("; ".join(problems))
 
 
 @dataclass(frozen=True)
 class Recipe:
-    """Everything a training run needs. Field names are what `--set KEY=VALUE` takes."""
+    """Everything a training run needs. Field names are what `--set KEY=VALUE` takes.
+
+    Relative paths (data, exclude, a local weights file), in a recipe file or on the command line, are
+    relative to the current working directory of the command. A new run stores them absolute in its
+    recipe.json, with what was typed in `as_given`, so the run works from any folder afterwards; a run
+    stored before this rule keeps its relative path (read from the working directory, as then).
+    """
 
     model: str = "efficientnet_b0"
-    weights: str = "imagenet"  # "imagenet", "none" (random init) or a local preset dir / weights file
-    data: str = DEFAULT_DATA  # a Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ or "hf:<id>"
-    image_size: int = 224
-    batch_size: int = 32
-    epochs: tuple = (2, 10)  # (head-only warm-up with BatchNorm frozen, all layers)
-    lr: tuple = (1e-2, 1e-3)  # one-cycle peak learning rate of each phase
-    weight_decay: float = 0.05  # AdamW
-    label_smoothing: float = 0.1
-    dropout: float = 0.2  # before the classification head
+    # "imagenet", "none" (random init) or a local preset dir / weights file (relative: to the working dir)
+    weights: str = "imagenet"
+    # a Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ (relative: to the working dir) or "hf:<id>"
+    data: str = DEFAULT_DATA
+    image_size: int = 224  # >= 32
+    batch_size: int = 32  # >= 1
+    epochs: tuple = (2, 10)  # (head-only warm-up with BatchNorm frozen, all layers), >= 0, not both 0
+    lr: tuple = (1e-2, 1e-3)  # one-cycle peak learning rate of each phase, > 0
+    weight_decay: float = 0.05  # AdamW, [0, 1]
+    label_smoothing: float = 0.1  # [0, 1)
+    dropout: float = 0.2  # before the classification head, [0, 1)
     pooling: str = "avg"  # "avg" or "max" over the backbone's last feature map
     l2_features: bool = False  # unit-length pooled features (cosine head); pair with head_init="probe"
     augment: Augment = field(default_factory=Augment)
-    seed: int = 0
-    workers: int = 2  # loader threads decoding and augmenting batches
-    exclude: str = ""  # a file listing image paths to leave out (one per line), e.g. from `clean`
+    seed: int = 0  # [0, 2**30]: offsets are added to it and Keras keeps layer seeds as int32
+    workers: int = 2  # loader threads decoding and augmenting batches, >= 1
+    # a file listing image paths to leave out (one per line), e.g. from `clean` (relative: to the working dir)
+    exclude: str = ""
     # Few-shot options: measured to matter when there are only a few images per species.
     # "random", "class_mean" (head imprinted from class-mean features) or "probe" (linear probe fitted
     # to convergence on frozen features before any epoch: LP-FT)
     head_init: str = "random"
-    probe_views: int = 2  # head_init="probe": augmented passes over the train images (each also mirrored)
+    probe_views: int = 2  # head_init="probe": augmented passes over the train images (each also mirrored), >= 0
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
-    head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase
+    head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase, > 0
     tta_flip: bool = False  # evaluation averages the image and its mirror image
     name: str = ""  # set from the recipe file's name
+    # Written by train, not a setting: {field: value as typed} for the paths a new run made absolute.
+    as_given: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
         problems = []
-        if len(self.epochs) != 2 or any(int(e) < 0 for e in self.epochs) or sum(self.epochs) == 0:
-            problems.append(f"epochs must be two counts (warm-up, all layers), got {self.epochs}")
-        if len(self.lr) != 2 or any(float(v) <= 0 for v in self.lr):
-            problems.append(f"lr must be two positive peak rates, got {self.lr}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.image_size < 32:
-            problems.append(f"image_size must be >= 32, got {self.image_size}")
-        if self.probe_views < 0:
-            problems.append(f"probe_views must be >= 0, got {self.probe_views}")
+        if not _pair(self.epochs, lambda e: _whole(e) is not None and e >= 0) or sum(self.epochs) == 0:
+            problems.append("epochs must be two whole numbers >= 0, not both 0 (warm-up, all layers), e.g. 2,10; "
+                            f"got {_shown(self.epochs)}")
+        if not _pair(self.lr, lambda v: _is_number(v) and math.isfinite(v) and v > 0):
+            problems.append("lr must be two finite numbers > 0 (one-cycle peak rates of warm-up, all layers), "
+                            f"e.g. 0.01,0.001; got {_shown(self.lr)}")
+        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 1), ("probe_views", 0)):
+            _check_whole(problems, self, name, low)
+        _check_whole(problems, self, "seed", 0, 2**30)
+        _check_number(problems, self, "weight_decay", 0, 1)
+        _check_number(problems, self, "label_smoothing", 0, 1, high_open=True)
+        _check_number(problems, self, "dropout", 0, 1, high_open=True)  # 1 would drop every feature
+        _check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
         if self.pooling not in POOLINGS:
             problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.head_init not in HEAD_INITS:
             problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
-        if not 0 <= self.label_smoothing < 1:
-            problems.append(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not isinstance(self.as_given, dict):
+            problems.append(f"as_given must be a dict of the paths as typed, got {_shown(self.as_given)}")
         if problems:
             raise UserError("; ".join(problems))
         # A recipe may write epochs=[2, 10] or lr=(1, 1): store the types overrides and JSON expect.
@@ -93,15 +118,79 @@ class Recipe:
     def random_init(self) -> bool:
         return self.weights.lower() in ("none", "random", "")
 
+    @property
+    def local_weights(self) -> bool:
+        """weights names a local preset dir or weights file (not imagenet, random init or a hub handle)."""
+        w = self.weights
+        return not self.random_init and w.lower() != "imagenet" and not w.startswith(("hf://", "kaggle://"))
+
+    def with_absolute_paths(self) -> "Recipe":
+        """This recipe with data, exclude and local weights absolute (against the working directory),
+        and what they were before recorded in as_given. A new run stores this form."""
+        # abspath, not resolve(): a symlinked data folder keeps its name, so exclude lists naming it still match.
+        paths = {"data": self.data if not self.data.startswith("hf:") else None,
+                 "exclude": self.exclude or None, "weights": self.weights if self.local_weights else None}
+        changed = {k: os.path.abspath(v) for k, v in paths.items() if v and os.path.abspath(v) != v}
+        if not changed:
+            return self
+        return dataclasses.replace(self, **changed, as_given={**self.as_given, **{k: paths[k] for k in changed}})
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Recipe":
+        """A stored recipe.json; one written before as_given existed reads with as_given={}."""
         d = dict(d)
         d["augment"] = Augment(**d.get("augment", {}))
         d["epochs"], d["lr"] = tuple(d["epochs"]), tuple(d["lr"])
         return cls(**d)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _whole(v):
+    """v as an int when it is a whole number (2 or 2.0), else None."""
+    return int(v) if _is_number(v) and math.isfinite(v) and float(v).is_integer() else None
+
+
+def _pair(v, ok) -> bool:
+    return isinstance(v, (tuple, list)) and len(v) == 2 and all(ok(x) for x in v)
+
+
+def _shown(v) -> str:
+    """A value as errors show it: a tuple as the comma-separated form --set takes."""
+    if isinstance(v, (tuple, list)):
+        return ",".join(_shown(x) for x in v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _check_whole(problems, obj, name, low, high=None):
+    """Append an error unless obj.name is a whole number in [low, high]; store it as an int."""
+    v, w = getattr(obj, name), _whole(getattr(obj, name))
+    if w is None or w < low or (high is not None and w > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        problems.append(f"{name} must be a whole number {allowed}, got {_shown(v)}")
+    else:
+        object.__setattr__(obj, name, w)
+
+
+def _check_number(problems, obj, name, low, high, low_open=False, high_open=False, unit="", prefix=""):
+    """Append an error unless obj.name is a finite number in the range (NaN and inf never are);
+    store it as a float."""
+    v = getattr(obj, name)
+    ok = (_is_number(v) and math.isfinite(v) and (v > low if low_open else v >= low)
+          and (high is None or (v < high if high_open else v <= high)))
+    if not ok:
+        if high is None:
+            allowed = f"a finite number {'>' if low_open else '>='} {low}"
+        else:
+            allowed = f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        problems.append(f"{prefix}{name} must be {allowed}{unit}, got {_shown(v)}")
+    else:
+        object.__setattr__(obj, name, float(v))
 
 
 def load_recipe(path) -> Recipe:
@@ -142,10 +231,25 @@ def check_model_name(recipe: Recipe, where: str) -> Recipe:
 
 
 def _field_names(cls) -> list:
-    return [f.name for f in dataclasses.fields(cls)]
+    return [f.name for f in dataclasses.fields(cls) if f.name != "as_given"]  # as_given: written by train
 
 
-def _parse(raw: str, current, annotation: str, key: str):
+_NUMBERS = {1: "one", 2: "two", 3: "three"}
+
+
+def _expected(current) -> str:
+    """What an override of a field holding `current` must look like, in words."""
+    if isinstance(current, bool):
+        return "true or false"
+    if isinstance(current, int):
+        return "a whole number"
+    if isinstance(current, float):
+        return "a number"
+    kind = "whole numbers" if all(isinstance(v, int) for v in current) else "numbers"
+    return f"{_NUMBERS.get(len(current), len(current))} comma-separated {kind}, e.g. {_shown(current)}"
+
+
+def _parse(raw: str, current, key: str):
     """Parse an override string as the type of the field it replaces."""
     if dataclasses.is_dataclass(current):
         names = ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(current))
@@ -156,7 +260,7 @@ def _parse(raw: str, current, annotation: str, key: str):
                 return True
             if raw.lower() in ("0", "false", "no", "off"):
                 return False
-            raise ValueError("expected true/false")
+            raise ValueError(raw)
         if isinstance(current, tuple):
             parts = [p for p in raw.split(",") if p.strip()]
             kinds = [type(v) for v in current] or [str]
@@ -167,7 +271,7 @@ def _parse(raw: str, current, annotation: str, key: str):
             return float(raw)
         return raw
     except ValueError as e:
-        raise UserError(f"--set {key}={raw}: not a valid {annotation} ({e})") from e
+        raise UserError(f"--set {key}={raw}: expected {_expected(current)}") from e
 
 
 def apply_overrides(recipe: Recipe, overrides: dict) -> Recipe:
@@ -177,17 +281,19 @@ def apply_overrides(recipe: Recipe, overrides: dict) -> Recipe:
         if raw is None:
             continue
         head, _, sub = key.partition(".")
+        if head == "as_given":
+            raise UserError(f"--set {key}: as_given is recorded by train (the data, exclude and weights paths as "
+                            "typed, before the run stored them absolute); it is not a setting")
         if head not in _field_names(Recipe):
             raise UserError(f"unknown recipe field '{key}' (known: {', '.join(_field_names(Recipe))})")
-        hints = typing.get_type_hints(Recipe)
         if sub:
             if head != "augment" or sub not in _field_names(Augment):
                 raise UserError(
                     f"unknown recipe field '{key}' (augment fields: {', '.join(_field_names(Augment))})"
                 )
-            nested[sub] = _parse(str(raw), getattr(recipe.augment, sub), sub, key)
+            nested[sub] = _parse(str(raw), getattr(recipe.augment, sub), key)
         else:
-            top[head] = _parse(str(raw), getattr(recipe, head), str(hints[head]), key)
+            top[head] = _parse(str(raw), getattr(recipe, head), key)
     if nested:
         top["augment"] = dataclasses.replace(recipe.augment, **nested)
     return check_model_name(dataclasses.replace(recipe, **top), "override")

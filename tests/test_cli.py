@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -86,7 +87,13 @@ def test_models_lists_the_registry(cli):
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == list(MODELS)
     for line, spec in zip(lines, MODELS.values()):
-        assert f"{spec.image_size}px" in line and spec.imagenet in line
+        assert f"{spec.image_size}px" in line
+        # Issue 21: say which weights need a network; only the packaged Lite checkpoints do not.
+        if spec.imagenet == "packaged":
+            assert "offline" in line and spec.note.split()[-1] in line and "network" not in line
+        else:
+            assert "needs a network" in line and spec.imagenet.removeprefix("hf://") in line
+    assert sum("offline" in line for line in lines) == 3
 
 
 # -- bad input: one line, exit code 2, nothing written -------------------------------------------
@@ -144,7 +151,7 @@ def test_unknown_model_via_set(cli, small_dataset, tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["--set", "epoch=1,1"], "unknown recipe field 'epoch'"),
     (["--set", "batch_size"], "expected KEY=VALUE"),
-    (["--batch-size", "0"], "batch_size must be >= 1"),
+    (["--batch-size", "0"], "batch_size must be a whole number >= 1, got 0"),
     (["--epochs", "1,x"], "--set epochs=1,x"),
     (["--weights", "/no/such/file.weights.h5"], "--weights none"),
     (["--exclude", "/no/such/exclude.txt"], "exclude file /no/such/exclude.txt does not exist"),
@@ -219,3 +226,53 @@ def test_error_through_the_installed_command(small_dataset, tmp_path):
         "missing in valid: BLACK SWAN; extra in valid: none"
     ]
     assert not out.exists()
+
+
+# -- issue 21 ----------------------------------------------------------------------------------------
+LITE0 = REPO / "recipes" / "effnet_lite0.py"
+# Small enough that a value the recipe fails to refuse trains in seconds (and the test then fails).
+TINY = ["--weights", "none", "--image-size", "32", "--epochs", "1,0", "--batch-size", "4"]
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("dropout=1.5", "dropout must be a number in [0, 1), got 1.5"),
+    ("weight_decay=-1", "weight_decay must be a number in [0, 1], got -1.0"),
+    ("lr=nan,1e-3", "lr must be two finite numbers > 0"),
+    ("augment.rotation=400", "augment.rotation must be a number in [0, 180] (degrees), got 400.0"),
+    ("label_smoothing=inf", "label_smoothing must be a number in [0, 1), got inf"),
+    ("seed=-1", "seed must be a whole number in [0, 1073741824], got -1"),
+    ("as_given=x", "as_given is recorded by train"),
+])
+def test_out_of_range_set_is_one_error_line(cli, small_dataset, tmp_path, setting, words):
+    out = tmp_path / "run"
+    line = _one_error_line(cli("train", LITE0, "--data", small_dataset, "--out", out, *TINY, "--set", setting))
+    assert words in line, line
+    _nothing_written(cli, out)
+
+
+def test_out_of_range_through_the_installed_command(small_dataset, tmp_path):
+    """`keras-birds train recipes/effnet_lite0.py --set dropout=1.5`: exit 2, one `error:` line, no traceback."""
+    exe = Path(sys.executable).with_name("keras-birds")
+    if not exe.exists():
+        pytest.skip(f"{exe} not installed")
+    out = tmp_path / "run"
+    proc = subprocess.run([str(exe), "train", str(LITE0), "--set", "dropout=1.5", "--data", str(small_dataset),
+                           "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == ["error: dropout must be a number in [0, 1), got 1.5"]
+    assert not out.exists()
+
+
+def _commands(group, path=()):
+    yield path, group
+    for name, command in getattr(group, "commands", {}).items():
+        yield from _commands(command, path + (name,))
+
+
+def test_every_option_has_help():
+    missing = [f"{' '.join(path) or 'keras-birds'} {param.opts[0]}"
+               for path, command in _commands(main) for param in command.params
+               if isinstance(param, click.Option) and not {"--help", "--version"} & set(param.opts)
+               and not (param.help or "").strip()]
+    assert missing == []

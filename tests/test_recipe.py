@@ -234,8 +234,157 @@ def test_every_field_survives_the_round_trip():
                      lr=(0.5, 0.25), weight_decay=0.5, label_smoothing=0.5, dropout=0.5,
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
-                     tta_flip=True, pooling="max", l2_features=True, name="n")
+                     tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"})
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name
     assert Recipe.from_dict(json.loads(json.dumps(changed.to_dict()))) == changed
+
+
+# -- issue 21: ranges of every numeric field ----------------------------------------------------
+NAN, INF = float("nan"), float("inf")
+
+# field -> (values outside its range, the allowed range as the error states it)
+OUT_OF_RANGE = {
+    "image_size": ([16, 31, 224.5, NAN, "224", True], ">= 32"),
+    "batch_size": ([0, -1, 2.5, INF], ">= 1"),
+    "epochs": ([(0, 0), (-1, 2), (1.5, 2), (1,), (NAN, 1), 3], ">= 0, not both 0"),
+    "lr": ([(0.0, 1e-3), (-1.0, 1e-3), (NAN, 1e-3), (1e-3, INF), (1e-3,)], "> 0"),
+    "weight_decay": ([-1, -1e-9, 1.5, NAN, INF], "[0, 1]"),
+    "label_smoothing": ([-0.1, 1.0, NAN], "[0, 1)"),
+    "dropout": ([1.5, 1.0, -0.1, NAN, "0.5"], "[0, 1)"),
+    "seed": ([-1, 2**30 + 1, 1.5, NAN], "[0, 1073741824]"),
+    "workers": ([0, -1, 2.5], ">= 1"),
+    "probe_views": ([-1, 1.5, INF], ">= 0"),
+    "head_lr_mult": ([0, -1, NAN, INF], "> 0"),
+    "augment.perspective": ([-0.1, 1.5, NAN], "[0, 1]"),
+    "augment.rotation": ([-5, 181, INF, NAN], "[0, 180]"),
+    "augment.translate": ([-0.1, 1.5, NAN], "[0, 1]"),
+    "augment.zoom": ([-0.1, 1.0, NAN], "[0, 1)"),
+    "augment.shear": ([-0.1, 1.5, INF], "[0, 1]"),
+}
+
+
+def _numeric_fields():
+    """Every int/float/tuple-valued field of Recipe and Augment, by its --set name."""
+    names = []
+    for prefix, cls in (("", Recipe), ("augment.", Augment)):
+        for f in dataclasses.fields(cls):
+            default = getattr(cls(), f.name)
+            if isinstance(default, (int, float, tuple)) and not isinstance(default, bool):
+                names.append(prefix + f.name)
+    return names
+
+
+def test_every_numeric_field_has_a_range_check_case():
+    assert sorted(_numeric_fields()) == sorted(OUT_OF_RANGE)
+
+
+def _make(key, value):
+    if key.startswith("augment."):
+        return Recipe(augment=Augment(**{key.split(".")[1]: value}))
+    return Recipe(**{key: value})
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    (key, value, allowed) for key, (values, allowed) in OUT_OF_RANGE.items() for value in values
+], ids=lambda v: repr(v))
+def test_numeric_field_out_of_range_is_one_clear_line(key, value, allowed):
+    with pytest.raises(UserError) as e:
+        _make(key, value)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{key} must be "), msg  # names the field as --set takes it
+    assert allowed in msg, msg  # the allowed range
+    shown = ",".join(str(v) for v in value) if isinstance(value, tuple) else repr(value) if isinstance(value, str) else str(value)
+    assert msg.endswith(f"got {shown}"), msg  # and the value
+
+
+@pytest.mark.parametrize("key, value", [
+    ("image_size", 32), ("batch_size", 1), ("epochs", (0, 1)), ("epochs", (1, 0)), ("lr", (1.0, 2.0)),
+    ("weight_decay", 0), ("weight_decay", 1), ("label_smoothing", 0.0), ("dropout", 0.0), ("dropout", 0.99),
+    ("seed", 0), ("seed", 2**30), ("workers", 1), ("probe_views", 0), ("head_lr_mult", 0.1),
+    ("augment.perspective", 1.0), ("augment.rotation", 180), ("augment.translate", 1.0), ("augment.zoom", 0.99),
+    ("augment.shear", 1.0), ("augment.rotation", 0),
+])
+def test_numeric_field_bounds_are_accepted(key, value):
+    r = _make(key, value)
+    got = getattr(r.augment, key.split(".")[1]) if key.startswith("augment.") else getattr(r, key)
+    assert got == value
+
+
+def test_whole_number_floats_are_stored_as_ints_and_numbers_as_floats():
+    r = Recipe(image_size=96.0, epochs=(1.0, 2), weight_decay=0, augment=Augment(rotation=10))
+    assert r.image_size == 96 and type(r.image_size) is int
+    assert r.epochs == (1, 2) and all(type(e) is int for e in r.epochs)
+    assert type(r.weight_decay) is float and type(r.augment.rotation) is float
+
+
+@pytest.mark.parametrize("key, raw", [("dropout", "1.5"), ("weight_decay", "-1"), ("weight_decay", "nan"),
+                                      ("lr", "inf,1e-3"), ("augment.zoom", "1"), ("head_lr_mult", "0")])
+def test_override_out_of_range_is_a_user_error(key, raw):
+    with pytest.raises(UserError, match=rf"^{key} must be .*got "):
+        apply_overrides(Recipe(), {key: raw})
+
+
+def test_two_problems_are_both_named():
+    with pytest.raises(UserError) as e:
+        Recipe(dropout=2, weight_decay=-1)
+    assert "dropout must be" in str(e.value) and "weight_decay must be" in str(e.value)
+
+
+def test_epochs_error_says_what_is_allowed():
+    with pytest.raises(UserError) as e:
+        apply_overrides(Recipe(), {"epochs": "0,0"})
+    assert str(e.value) == "epochs must be two whole numbers >= 0, not both 0 (warm-up, all layers), e.g. 2,10; got 0,0"
+
+
+@pytest.mark.parametrize("key, raw, says", [
+    ("tta_flip", "maybe", "expected true or false"),
+    ("augment.flip", "2", "expected true or false"),
+    ("batch_size", "16.5", "expected a whole number"),
+    ("seed", "x", "expected a whole number"),
+    ("weight_decay", "lots", "expected a number"),
+    ("augment.rotation", "lots", "expected a number"),
+    ("epochs", "1,x", "expected two comma-separated whole numbers, e.g. 2,10"),
+    ("lr", "fast,slow", "expected two comma-separated numbers, e.g. 0.01,0.001"),
+])
+def test_unparsable_override_says_what_is_expected(key, raw, says):
+    with pytest.raises(UserError) as e:
+        apply_overrides(Recipe(), {key: raw})
+    assert str(e.value) == f"--set {key}={raw}: {says}"
+
+
+# -- issue 21: paths as given and as stored -------------------------------------------------------
+def test_as_given_is_not_settable():
+    for key in ("as_given", "as_given.data"):
+        with pytest.raises(UserError) as e:
+            apply_overrides(Recipe(), {key: "x"})
+        assert "as_given" in str(e.value) and "recorded by" in str(e.value), str(e.value)
+
+
+def test_paths_are_made_absolute_and_the_typed_form_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.weights.h5").write_bytes(b"")
+    r = Recipe(data="../data", exclude="lists/ex.txt", weights="w.weights.h5").with_absolute_paths()
+    assert r.data == str(tmp_path.parent / "data")
+    assert r.exclude == str(tmp_path / "lists" / "ex.txt")
+    assert r.weights == str(tmp_path / "w.weights.h5")
+    assert r.as_given == {"data": "../data", "exclude": "lists/ex.txt", "weights": "w.weights.h5"}
+    # names that are not local paths, and paths already absolute, stay as they are and are not listed
+    for kw in (dict(data="hf:a/b", weights="imagenet"), dict(data=str(tmp_path), weights="none"),
+               dict(weights="random"), dict(weights="hf://keras/x")):
+        r = Recipe(**kw)
+        assert r.with_absolute_paths() == r and r.with_absolute_paths().as_given == {}
+    assert Recipe(exclude="").with_absolute_paths().exclude == ""
+
+
+def test_from_dict_reads_new_and_old_recipe_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    new = Recipe(data="data", exclude="ex.txt").with_absolute_paths()
+    d = json.loads(json.dumps(new.to_dict()))
+    assert d["as_given"] == {"data": "data", "exclude": "ex.txt"}
+    assert Recipe.from_dict(d) == new
+    old = {k: v for k, v in Recipe(data="../shared/data/birds-dev").to_dict().items() if k != "as_given"}
+    r = Recipe.from_dict(json.loads(json.dumps(old)))
+    assert r.data == "../shared/data/birds-dev" and r.as_given == {}  # an old run keeps its relative path

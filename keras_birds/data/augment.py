@@ -1,6 +1,8 @@
 """Training-batch augmentation from a recipe's Augment settings, as Keras core layers."""
 from __future__ import annotations
 
+import threading
+
 import keras
 import numpy as np
 
@@ -20,16 +22,43 @@ class Augmenter:
 
         self.layers = layers
         self._tf = tf
-        self._fn = tf.function(self._apply, reduce_retracing=True)
+        self._fns = {}  # (H, W, C) -> traced function
+        self._lock = threading.Lock()  # loader threads call this at once: one function per shape
+        _quiet_first_traces(tf)
 
     def _apply(self, x):
         for layer in self.layers:
             x = layer(x, training=True)
         return x
 
+    def _fn(self, shape):
+        # Any batch size in one trace: a short last batch retraced (TF's "retracing" warning under -q).
+        with self._lock:
+            if shape not in self._fns:
+                spec = self._tf.TensorSpec((None, *shape), self._tf.float32)
+                self._fns[shape] = self._tf.function(self._apply, input_signature=[spec])
+            return self._fns[shape]
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        out = self._fn(self._tf.convert_to_tensor(x, dtype=self._tf.float32)).numpy()
+        out = self._fn(tuple(x.shape[1:]))(self._tf.convert_to_tensor(x, dtype=self._tf.float32)).numpy()
         return np.clip(out, 0, 255)
+
+
+class _FirstTraceFilter:
+    """Drops TF's frequent-retracing warning about Augmenter._apply only. TF counts the traces of every
+    Augmenter together (it keys on the code object), and each new Augmenter (one per probe view, one
+    for training) must trace its own layers once: on a train set of one or two batches, five of them
+    in a row read as "retracing". A real retrace cannot happen: the input signature is fixed."""
+
+    def filter(self, record):
+        msg = record.getMessage()
+        return not ("triggered tf.function retracing" in msg and "Augmenter._apply" in msg)
+
+
+def _quiet_first_traces(tf):
+    logger = tf.get_logger()
+    if not any(isinstance(f, _FirstTraceFilter) for f in logger.filters):
+        logger.addFilter(_FirstTraceFilter())
 
 
 def build_augmenter(aug: Augment, seed: int = 0):

@@ -49,6 +49,9 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
             log(f"{run.path}: all {sum(recipe.epochs)} epochs already done")
             return run
     else:
+        # Relative paths mean "from the working directory of this command": stored absolute, the run's
+        # eval/export/compare work from any folder. A resumed run keeps what it stored (old runs: relative).
+        recipe = recipe.with_absolute_paths()
         state = {"epochs_done": 0}
         run.check_free(overwrite)  # fail fast, before minutes of data and model loading
     started = time.time()
@@ -96,8 +99,12 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
             restore_optimizer_state(model.optimizer, model.trainable_variables, run.optimizer_state)
         log(f"phase {phase.number}: {'all layers' if phase.train_backbone else 'head only, backbone frozen'}, "
             f"epochs {phase.first_epoch + 1}-{phase.end_epoch}, one-cycle peak LR {phase.peak_lr:g}")
+        # Keras appends its own progress bar after our callbacks, so our epoch line printed before the bar's
+        # closing newline; a ProgbarLogger of ours, listed first, replaces it and ends the bar first.
+        progbar = [keras.callbacks.ProgbarLogger()] if verbose else []
+        checkpoint = EpochCheckpoint(run, phase, valid_loader, schedule, skipped, recipe.tta_flip, log)
         model.fit(train_loader, initial_epoch=max(done, phase.first_epoch), epochs=phase.end_epoch, verbose=verbose,
-                  callbacks=[EpochCheckpoint(run, phase, valid_loader, schedule, skipped, recipe.tta_flip, log)])
+                  callbacks=progbar + [checkpoint])
         done = phase.end_epoch
 
     state = run.read_state()

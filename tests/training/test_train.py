@@ -164,3 +164,89 @@ def test_resume_of_a_finished_run_does_nothing(trained_run):
     before = trained_run.model_keras.stat().st_mtime
     train(None, trained_run.path, resume=True, verbose=0, log=lambda *_: None)
     assert trained_run.model_keras.stat().st_mtime == before
+
+
+# -- issue 21 ----------------------------------------------------------------------------------------
+def test_new_run_stores_absolute_paths_and_works_from_another_folder(tmp_path, monkeypatch):
+    """Relative --data/--exclude are relative to where `train` runs; the run stores them absolute, so
+    eval of the run works from any other folder. What the user typed is kept beside them."""
+    from keras_birds.evaluation.evaluate import evaluate
+
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    separable_dataset(here / "birds", per_split=(3, 2, 2), size=32)
+    elsewhere.mkdir()
+    (here / "lists").mkdir()
+    (here / "lists" / "ex.txt").write_text(str(here / "birds" / "train" / "SPECIES 0" / "0.jpg") + "\n")
+    monkeypatch.chdir(here)
+    recipe = small_recipe("birds", exclude="lists/ex.txt", model="efficientnet_lite0", image_size=32, batch_size=4,
+                          epochs=(1, 0))
+    run = train(recipe, tmp_path / "run", verbose=0, log=lambda *_: None)
+
+    monkeypatch.chdir(elsewhere)
+    stored = json.loads(run.recipe_json.read_text())
+    assert stored["data"] == str(here / "birds") and stored["exclude"] == str(here / "lists" / "ex.txt")
+    assert stored["as_given"] == {"data": "birds", "exclude": "lists/ex.txt"}
+    assert stored["weights"] == "none"
+    assert json.loads(run.summary_json.read_text())["excluded_files"] == 1
+    report = evaluate(run.path, split="valid", latency_runs=0, progress=False)
+    assert report["data"] == str(here / "birds") and report["n_images"] == 8
+    # --resume reads it back (a finished run: nothing to do)
+    assert train(None, run.path, resume=True, verbose=0, log=lambda *_: None).path == run.path
+
+
+def _tiny_cli_run(make_dataset, tmp_path, *args):
+    """The installed `keras-birds train` on 3 tiny species (5 train images each, batch 4: a short last
+    batch), EfficientNet-Lite0 from random init at 32 px; returns (returncode, stdout, stderr)."""
+    exe = Path(sys.executable).with_name("keras-birds")
+    if not exe.exists():
+        pytest.skip(f"{exe} not installed")
+    data = make_dataset(tmp_path, 3, {"train": 5, "valid": 2, "test": 2}, size=32)
+    cmd = [str(exe), "train", *args, "--data", str(data), "--weights", "none", "--image-size", "32",
+           "--batch-size", "4", "--out", str(tmp_path / "run")]
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    proc = subprocess.run(cmd, capture_output=True, cwd=tmp_path, env=env, timeout=600)
+    # Decoded by hand: text=True would turn the progress bar's "\r" into "\n".
+    return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
+
+
+def test_epoch_line_is_not_glued_to_the_progress_bar(make_dataset, tmp_path, repo_root):
+    rc, out, err = _tiny_cli_run(make_dataset, tmp_path, str(repo_root / "recipes" / "effnet_lite0.py"),
+                                 "--epochs", "1,1", "--set", "head_init=random")
+    assert rc == 0, err[-3000:]
+    assert "\r" in out  # the progress bar was drawn
+    for n, phase in ((1, 1), (2, 2)):
+        line = next(line for line in out.split("\n") if f"epoch {n} (phase {phase})" in line)
+        assert line.split("\r")[-1].startswith(f"epoch {n} (phase {phase}):"), repr(line[-300:])
+
+
+def test_quiet_run_prints_no_retracing_warning(make_dataset, tmp_path, repo_root):
+    # Linear probe over 2 augmented views, then a head-only epoch: three augmenters, short last batches.
+    rc, out, err = _tiny_cli_run(make_dataset, tmp_path, str(repo_root / "recipes" / "effnet_lite0_fewshot.py"),
+                                 "-q")
+    assert rc == 0, err[-3000:]
+    assert "retracing" not in out + err, (out + err)[-3000:]
+    assert "epoch 1 (phase 1)" in out
+
+
+def test_augmenter_traces_once_for_any_batch_size():
+    """The cause of the retracing warning: a short last batch retraced the augmentation function."""
+    from keras_birds.data.augment import build_augmenter
+
+    aug = build_augmenter(Augment(), seed=0)
+    traces = []
+    aug.layers.append(lambda x, training: traces.append(tuple(x.shape)) or x)  # runs only while tracing
+    aug(np.full((4, 32, 32, 3), 128, np.float32))
+    first = len(traces)  # TF may trace the first call twice, as the layers create their seed variables
+    for n in (3, 4, 1):
+        assert aug(np.full((n, 32, 32, 3), 128, np.float32)).shape == (n, 32, 32, 3)
+    assert len(traces) == first, traces  # no retrace for a short last batch
+
+
+def test_many_augmenters_on_one_batch_each_log_no_retracing(caplog):
+    """Each new augmenter (probe views, training) traces its own layers once; TF lumps them together."""
+    from keras_birds.data.augment import build_augmenter
+
+    with caplog.at_level("WARNING"):
+        for seed in range(7):
+            build_augmenter(Augment(), seed=seed)(np.full((2, 32, 32, 3), 128, np.float32))
+    assert "retracing" not in caplog.text
