@@ -46,21 +46,33 @@ def _import_tensorflow_quietly():
     """
     import importlib.util
 
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+    try:
+        if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+            return
+    except Exception:  # e.g. an import hook that refuses TF: treat TF as absent
         return
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    failed = None
     try:
         os.dup2(devnull, 2)
         try:
             import tensorflow  # noqa: F401
-        except Exception:  # a broken TF install fails again, loudly, where it is really needed
+        except ImportError:  # Keras and KerasHub treat this as "no TF" themselves
             pass
+        except Exception as e:
+            failed = e
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    if failed is not None:
+        # Keras' seeding would trip over the same non-ImportError; as ImportError it means "no TF" there.
+        # train/eval/predict/compare of torch models need no TF; export says it cannot import it.
+        sys.modules["tensorflow"] = None
+        click.echo(f"warning: TensorFlow fails to import ({type(failed).__name__}: "
+                   f"{str(failed).splitlines()[0][:160] if str(failed) else ''}); going on without it", err=True)
 
 
 def _parse_sets(values):
@@ -88,7 +100,13 @@ def _parse_sets(values):
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue a killed run from its last finished epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-batch progress bar.")
-def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclude, sets, out, resume_dir, overwrite, quiet):
+@click.option("--devices", type=int, default=1, show_default=True,
+              help="Train data-parallel on N processes (torchrun; one GPU each, else N CPU processes, gloo). "
+                   "--batch-size is per device, so the global batch is N x batch size; the recipe's LR is "
+                   "kept for that global batch (not scaled: pass --lr to change it). One run directory, written "
+                   "by the first process; resume with the same --devices (steps per epoch depend on it).")
+def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclude, sets, out, resume_dir, overwrite, quiet,
+          devices):
     """Fine-tune a classifier from RECIPE_FILE (a file in recipes/) and write a run directory.
 
     Phase 1 trains the head with the backbone frozen, phase 2 all layers, each with a one-cycle LR
@@ -98,6 +116,10 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     """
     from keras_birds.recipe import apply_overrides, load_recipe
 
+    if devices < 1:
+        raise UserError(f"--devices must be a whole number >= 1, got {devices}")
+    if devices > 1:
+        _launch_torchrun(devices)  # does not return
     _import_tensorflow_quietly()
     from keras_birds.training.train import train as run_training
 
@@ -116,6 +138,31 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
 
     normalize_weights(recipe.weights)  # a mistyped weights path fails before any run directory exists
     run_training(recipe, out or f"runs/{recipe.name}", overwrite=overwrite, verbose=0 if quiet else 1)
+
+
+def _launch_torchrun(devices: int):
+    """Re-run this same command line, minus --devices, as `python -m torch.distributed.run` workers."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        raise UserError("--devices launches torchrun itself: leave it out when running under torchrun")
+    import torch
+
+    if torch.cuda.is_available() and devices > torch.cuda.device_count():
+        raise UserError(f"--devices {devices}: this machine has {torch.cuda.device_count()} GPU(s)")
+    args, rest = [], iter(sys.argv[1:])
+    for a in rest:
+        if a == "--devices":
+            next(rest, None)
+        elif not a.startswith("--devices="):
+            args.append(a)
+    env = dict(os.environ)
+    # torchrun would set 1 thread per worker; CPU workers share the cores instead.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                                                     else os.cpu_count() or 1) // devices)))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # exec: this process becomes the torchrun agent, so signals and the exit code are its own.
+    os.execve(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                               f"--nproc_per_node={devices}", "-m", "keras_birds.cli", *args], env)
 
 
 @main.command()

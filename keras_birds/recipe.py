@@ -22,6 +22,7 @@ DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
 
 
 HEAD_INITS = ("random", "class_mean", "probe")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,10 @@ class Recipe:
     l2_features: bool = False  # unit-length pooled features (cosine head); pair with head_init="probe"
     augment: Augment = field(default_factory=Augment)
     seed: int = 0  # [0, 2**30]: offsets are added to it and Keras keeps layer seeds as int32
-    workers: int = 2  # loader threads decoding and augmenting batches, >= 1
+    workers: int = 0  # loader threads decoding and augmenting batches, >= 0; 0 = one per usable CPU core
+    # decode each split once into a uint8 array (memory-mapped .npy, ~S*S*3 bytes an image) under
+    # $KERAS_BIRDS_CACHE/arrays (default ~/.cache/keras_birds/arrays), reused by later epochs and runs
+    cache: bool = False
     # a file listing image paths to leave out (one per line), e.g. from `clean` (relative: to the working dir)
     exclude: str = ""
     # Few-shot options: measured to matter when there are only a few images per species.
@@ -83,6 +87,9 @@ class Recipe:
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
     head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase, > 0
     tta_flip: bool = False  # evaluation averages the image and its mirror image
+    # Training compute dtype: "auto" (bfloat16 on a GPU that supports it, else float32), "float32",
+    # "bfloat16" or "float16" (mixed: variables, checkpoints and exports stay float32; fp16 loss-scaled).
+    precision: str = "auto"
     name: str = ""  # set from the recipe file's name
     # Written by train, not a setting: {field: value as typed} for the paths a new run made absolute.
     as_given: dict = field(default_factory=dict, hash=False)
@@ -95,15 +102,19 @@ class Recipe:
         if not _pair(self.lr, lambda v: _is_number(v) and math.isfinite(v) and v > 0):
             problems.append("lr must be two finite numbers > 0 (one-cycle peak rates of warm-up, all layers), "
                             f"e.g. 0.01,0.001; got {_shown(self.lr)}")
-        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 1), ("probe_views", 0)):
+        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0)):
             _check_whole(problems, self, name, low)
         _check_whole(problems, self, "seed", 0, 2**30)
         _check_number(problems, self, "weight_decay", 0, 1)
         _check_number(problems, self, "label_smoothing", 0, 1, high_open=True)
         _check_number(problems, self, "dropout", 0, 1, high_open=True)  # 1 would drop every feature
         _check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
+        if not isinstance(self.cache, bool):
+            problems.append(f"cache must be true or false, got {_shown(self.cache)}")
         if self.pooling not in POOLINGS:
             problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.head_init not in HEAD_INITS:
             problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not isinstance(self.as_given, dict):

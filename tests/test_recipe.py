@@ -234,7 +234,8 @@ def test_every_field_survives_the_round_trip():
                      lr=(0.5, 0.25), weight_decay=0.5, label_smoothing=0.5, dropout=0.5,
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
-                     tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"})
+                     tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"}, cache=True,
+                     precision="float16")
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name
@@ -254,7 +255,7 @@ OUT_OF_RANGE = {
     "label_smoothing": ([-0.1, 1.0, NAN], "[0, 1)"),
     "dropout": ([1.5, 1.0, -0.1, NAN, "0.5"], "[0, 1)"),
     "seed": ([-1, 2**30 + 1, 1.5, NAN], "[0, 1073741824]"),
-    "workers": ([0, -1, 2.5], ">= 1"),
+    "workers": ([-1, 2.5], ">= 0"),
     "probe_views": ([-1, 1.5, INF], ">= 0"),
     "head_lr_mult": ([0, -1, NAN, INF], "> 0"),
     "augment.perspective": ([-0.1, 1.5, NAN], "[0, 1]"),
@@ -303,7 +304,7 @@ def test_numeric_field_out_of_range_is_one_clear_line(key, value, allowed):
 @pytest.mark.parametrize("key, value", [
     ("image_size", 32), ("batch_size", 1), ("epochs", (0, 1)), ("epochs", (1, 0)), ("lr", (1.0, 2.0)),
     ("weight_decay", 0), ("weight_decay", 1), ("label_smoothing", 0.0), ("dropout", 0.0), ("dropout", 0.99),
-    ("seed", 0), ("seed", 2**30), ("workers", 1), ("probe_views", 0), ("head_lr_mult", 0.1),
+    ("seed", 0), ("seed", 2**30), ("workers", 1), ("workers", 0), ("probe_views", 0), ("head_lr_mult", 0.1),
     ("augment.perspective", 1.0), ("augment.rotation", 180), ("augment.translate", 1.0), ("augment.zoom", 0.99),
     ("augment.shear", 1.0), ("augment.rotation", 0),
 ])

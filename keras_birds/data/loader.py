@@ -2,14 +2,26 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 
 import keras
 import numpy as np
 
+from keras_birds.data.cache import cache_root, open_cached
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import SplitIndex
 from keras_birds.errors import UserError
+
+
+def usable_workers(workers: int) -> int:
+    """Loader threads for a recipe's `workers`: 0 means one per CPU core this process may use."""
+    if workers > 0:
+        return workers
+    try:
+        return len(os.sched_getaffinity(0))  # honours taskset/cgroup CPU sets, unlike os.cpu_count()
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class SkippedFiles:
@@ -29,14 +41,17 @@ class SkippedFiles:
 
 
 class BatchLoader(keras.utils.PyDataset):
-    """Yields (pixels float32 0-255 (N,S,S,3), one-hot labels) for one split.
+    """Yields (pixels float32 0-255 (N,S,S,3), one-hot labels) for one split; augmented pixels are a
+    torch tensor on the training device on the torch backend (see augment_on_device).
 
     Threads rather than processes: PIL decoding and resizing release the GIL, and threads share
     the augmentation layers without pickling. Unreadable files are skipped and recorded.
+    With `cache`, the split is decoded once into a uint8 array (keras_birds.data.cache) read instead of files.
     """
 
     def __init__(self, index: SplitIndex, image_size: int, batch_size: int, *, shuffle=False,
-                 augmenter=None, workers=2, seed=0, skipped: SkippedFiles | None = None):
+                 augmenter=None, workers=0, seed=0, skipped: SkippedFiles | None = None, cache=False):
+        workers = usable_workers(workers)
         super().__init__(workers=max(1, workers), use_multiprocessing=False,
                          max_queue_size=max(2, 2 * workers))
         if len(index) == 0:
@@ -46,12 +61,17 @@ class BatchLoader(keras.utils.PyDataset):
         self.skipped = skipped if skipped is not None else SkippedFiles()
         self.num_classes = len(index.class_names)
         self._rng = np.random.default_rng(seed)
+        self.epoch = 0  # epochs ended; keys the augmentation
         self.order = self._rng.permutation(len(index)) if shuffle else np.arange(len(index))
+        # cache: False, True (the default folder) or a folder; the pixels then come from a uint8 array.
+        self.cached = open_cached(index, image_size, cache_root(cache), workers) if cache else None
 
     def __len__(self):
         return math.ceil(len(self.index) / self.batch_size)
 
     def _decode(self, positions):
+        if self.cached is not None:
+            return self.cached.take(positions, self.skipped.add)
         images, labels = [], []
         for j in positions:
             path = self.index.paths[j]
@@ -67,21 +87,26 @@ class BatchLoader(keras.utils.PyDataset):
         start = i * self.batch_size
         images, labels = self._decode(self.order[start:start + self.batch_size])
         nxt = start + self.batch_size
-        while not images and nxt < start + len(self.order):  # whole batch unreadable: borrow the next good one
+        while not len(images) and nxt < start + len(self.order):  # whole batch unreadable: borrow the next good one
             images, labels = self._decode([self.order[nxt % len(self.order)]])
             nxt += 1
-        if not images:
+        if not len(images):
             raise UserError(f"no readable image in split '{self.index.split}' (see the skipped files)")
-        return np.stack(images), np.asarray(labels)
+        return (images if isinstance(images, np.ndarray) else np.stack(images)), np.asarray(labels)
 
     def __getitem__(self, i):
         images, labels = self.load_batch(i)
-        x = images.astype("float32")
-        if self.augmenter is not None:
-            x = self.augmenter(x)
+        x = images.astype("float32") if self.augmenter is None else self.augment_on_device(images, i)
         y = np.eye(self.num_classes, dtype="float32")[labels]
         return x, y
 
+    def augment_on_device(self, images, i):
+        """uint8 batch i -> augmented float32 pixels 0-255: on the torch backend a tensor on the training
+        device (uint8 crosses to it, 4x less than float32). Keyed by (epoch, i): reproducible whichever
+        worker thread runs it."""
+        return self.augmenter(images, key=(self.epoch, i))
+
     def on_epoch_end(self):
+        self.epoch += 1
         if self.shuffle:
             self.order = self._rng.permutation(len(self.index))

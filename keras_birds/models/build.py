@@ -150,7 +150,8 @@ def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: 
         x = keras.layers.UnitNormalization(name=FEATURES)(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(n_classes, activation="softmax", name=HEAD)(x)
+    # float32 under a mixed-precision policy too: a bfloat16 softmax rounds probabilities to ~3 digits.
+    outputs = keras.layers.Dense(n_classes, activation="softmax", name=HEAD, dtype="float32")(x)
     return keras.Model(inputs, outputs, name=name)
 
 

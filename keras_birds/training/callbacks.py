@@ -9,6 +9,7 @@ import numpy as np
 
 from keras_birds.evaluation.metrics import topk_accuracy  # one tie rule for training logs and eval
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
+from keras_birds.training import distributed
 
 
 def save_model_weights(model, path):
@@ -50,6 +51,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
     """After each epoch: validate, save weights + optimizer, update best, then commit state.json.
 
     state.json is written last: a kill at any point leaves the previous epoch fully intact.
+    Under torchrun every rank validates its share; rank 0 alone writes, and all wait for it.
     """
 
     def __init__(self, run: RunDir, phase, valid_loader, schedule, skipped, tta_flip=False, log=print):
@@ -66,9 +68,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self._t0 = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
         n = epoch + 1
-        probs, labels = predict_probs(self.model, self.valid_loader, self.tta_flip)
+        # Ranks trained on different shards: equal weights first (BN statistics), then whole-split figures.
+        distributed.average_moving_statistics(self.model)
+        logs = distributed.average_logs(logs or {})
+        probs, labels = distributed.gather_strided(*predict_probs(self.model, self.valid_loader, self.tta_flip))
+        distributed.merge_skipped(self.skipped)
         eps = 1e-7
         val_loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], eps, 1)).mean())
         val_top1, val_top5 = topk_accuracy(probs, labels, 1), topk_accuracy(probs, labels, 5)
@@ -82,10 +87,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "lr": float(keras.ops.convert_to_numpy(self.schedule(max(step - 1, 0)))),
             "seconds": round(time.time() - self._t0, 1),
         }
-        atomic_save(self.run.epoch_weights(n), lambda tmp: save_model_weights(self.model, tmp))
-        atomic_save(self.run.optimizer_state, lambda tmp: np.savez(tmp, **optimizer_state(self.model.optimizer)))
         if val_top1 > self.best:
             self.best, self.best_epoch = val_top1, n
+        if distributed.is_main():
+            self._commit(n, row)
+        distributed.barrier()  # a rank that goes on (or a later resume) sees this epoch committed
+
+    def _commit(self, n, row):
+        atomic_save(self.run.epoch_weights(n), lambda tmp: save_model_weights(self.model, tmp))
+        atomic_save(self.run.optimizer_state, lambda tmp: np.savez(tmp, **optimizer_state(self.model.optimizer)))
+        if self.best_epoch == n:
             atomic_save(self.run.best_weights, lambda tmp: shutil.copyfile(self.run.epoch_weights(n), tmp))
         self.rows = [r for r in self.rows if r["epoch"] < n] + [row]
         self.run.write_metrics(self.rows)
@@ -95,5 +106,5 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best_val_top1": self.best,
         })
         self.log(f"epoch {n} (phase {self.phase.number}): loss {row['loss']:.4f} top1 {row['top1']:.3f} "
-                 f"| valid top1 {val_top1:.3f} top5 {val_top5:.3f} | best epoch {self.best_epoch} "
+                 f"| valid top1 {row['val_top1']:.3f} top5 {row['val_top5']:.3f} | best epoch {self.best_epoch} "
                  f"({self.best:.3f}) | {row['seconds']:.0f}s")

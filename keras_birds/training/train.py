@@ -13,9 +13,11 @@ from keras_birds.errors import UserError
 from keras_birds.models.build import BACKBONE, build_classifier, classifier_options
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
+from keras_birds.training import distributed
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
 from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
 from keras_birds.training.optimizer import make_optimizer
+from keras_birds.training.precision import resolve_precision, training_precision
 from keras_birds.training.schedule import one_cycle, two_phase_plan
 
 
@@ -37,11 +39,15 @@ def _compile(model, recipe: Recipe, phase, steps_per_epoch, n_classes):
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(min(5, n_classes), name="top5")],
     )
+    distributed.average_gradients(model.optimizer)  # no-op in a single process
     return schedule
 
 
 def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print) -> RunDir:
     run = RunDir(out)
+    distributed.init()  # joins torchrun's process group; nothing happens in a single process
+    if not distributed.is_main():  # rank 0 alone logs and shows progress
+        verbose, log = 0, (lambda *args, **kwargs: None)
     if resume:
         recipe = Recipe.from_dict(run.read_recipe())
         state = run.read_state()
@@ -54,6 +60,11 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         recipe = recipe.with_absolute_paths()
         state = {"epochs_done": 0}
         run.check_free(overwrite)  # fail fast, before minutes of data and model loading
+    with training_precision(recipe.precision):
+        return _train(recipe, run, state, resume=resume, overwrite=overwrite, verbose=verbose, log=log)
+
+
+def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbose, log) -> RunDir:
     started = time.time()
     keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
     excluded = read_exclude_entries(recipe.exclude)  # {path: reason}
@@ -66,15 +77,17 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
     done = state["epochs_done"]
     model = build_classifier(recipe.model, len(classes), "none" if done else recipe.weights,
                              **classifier_options(recipe))
-    if not resume:  # only once data and model are known good: a failure leaves no half-made run
+    distributed.barrier()  # every rank has checked the out folder before rank 0 claims it
+    if not resume and distributed.is_main():  # only once data and model are known good: a failure leaves no half-made run
         run.prepare(recipe.to_dict(), overwrite)
         run.write_classes(classes)
+    distributed.barrier()
     skipped = SkippedFiles()
     loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
-                       seed=recipe.seed + done, skipped=skipped)
-    train_loader = BatchLoader(index["train"], shuffle=True, augmenter=build_augmenter(recipe.augment, recipe.seed + done),
+                       seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
+    train_loader = distributed.train_loader_class()(index["train"], shuffle=True, augmenter=build_augmenter(recipe.augment, recipe.seed + done),
                                **loader_args)
-    valid_loader = BatchLoader(index["valid"], **loader_args)
+    valid_loader = BatchLoader(distributed.strided(index["valid"]), **loader_args)  # this rank's share
     if done:
         model.load_weights(run.epoch_weights(done))
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
@@ -88,8 +101,9 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         log(f"fitting a linear probe on frozen features of {len(index['train'])} train images x {2 * len(views)} views")
         init_head_from_probe(model, views, len(classes))
 
-    log(f"training {recipe.model} ({model.count_params():,} parameters) on {len(index['train'])} images of "
-        f"{len(classes)} species; valid {len(index['valid'])}; run dir {run.path}")
+    distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
+    log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
+        f"on {len(index['train'])} images of {len(classes)} species; valid {len(index['valid'])}; run dir {run.path}")
     for phase in two_phase_plan(recipe.epochs, recipe.lr):
         if done >= phase.end_epoch:
             continue
@@ -108,12 +122,17 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         done = phase.end_epoch
 
     state = run.read_state()
+    if not distributed.is_main():  # rank 0 writes model.keras and summary.json
+        distributed.barrier()
+        return run
     # A fresh, uncompiled copy: model.keras then holds the best weights without optimizer state.
-    final = build_classifier(recipe.model, len(classes), "none", **classifier_options(recipe))
+    with training_precision("float32"):  # model.keras computes in float32 whatever the training precision
+        final = build_classifier(recipe.model, len(classes), "none", **classifier_options(recipe))
     final.load_weights(run.best_weights)
     atomic_save(run.model_keras, final.save)
     summary = {
-        "model": recipe.model, "epochs": sum(recipe.epochs), "best_epoch": state["best_epoch"],
+        "model": recipe.model, "epochs": sum(recipe.epochs), "precision": resolve_precision(recipe.precision),
+        "best_epoch": state["best_epoch"],
         "best_val_top1": state["best_val_top1"],
         "best_val_top5": next(r["val_top5"] for r in run.read_metrics() if r["epoch"] == state["best_epoch"]),
         "wall_seconds_this_session": round(time.time() - started, 1),
@@ -129,4 +148,5 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
     if skipped.files:
         log(f"skipped {len(skipped.files)} unreadable files (listed in {run.skipped_json})")
     log(f"best epoch {state['best_epoch']}: valid top-1 {state['best_val_top1']:.4f}; model saved to {run.model_keras}")
+    distributed.barrier()
     return run

@@ -37,7 +37,8 @@ def separable_dataset(root: Path, per_split=(10, 4, 4), size=48, seed=0):
 
 def small_recipe(data, **kw):
     base = dict(model="resnet18", weights="none", data=str(data), image_size=48, batch_size=8,
-                epochs=(1, 3), lr=(1e-2, 3e-3), workers=1, dropout=0.0,
+                # Phase 2 at 1e-3: at 3e-3 this random-init ResNet on 40 images swung between 0.25 and 0.75.
+                epochs=(1, 3), lr=(1e-2, 1e-3), workers=1, dropout=0.0,
                 augment=Augment(flip=True, perspective=0, rotation=0, translate=0, zoom=0, shear=0))
     base.update(kw)
     return Recipe(**base)
@@ -108,7 +109,7 @@ def test_saved_model_reproduces_best_validation_accuracy(trained_run):
 def test_learning_rate_follows_one_cycle_per_phase(trained_run):
     rows = trained_run.read_metrics()
     steps = 5  # 40 train images / batch 8
-    phase2 = one_cycle(3e-3, 3 * steps)
+    phase2 = one_cycle(1e-3, 3 * steps)
     for r, step in zip(rows[1:], (steps, 2 * steps, 3 * steps)):
         assert r["lr"] == pytest.approx(float(phase2(step - 1)), rel=1e-5)
 
@@ -153,7 +154,7 @@ def test_kill_then_resume_loses_no_epoch(tmp_path):
     for e, digest in kept.items():  # finished epochs are neither lost nor redone
         np.testing.assert_array_equal(weights_digest(run.epoch_weights(e)), digest)
     steps = 24  # 96 images / batch 4: the LR schedule continued where it stopped
-    phase2 = one_cycle(3e-3, 3 * steps)
+    phase2 = one_cycle(1e-3, 3 * steps)
     for r, step in zip(rows[1:], (steps, 2 * steps, 3 * steps)):
         assert r["lr"] == pytest.approx(float(phase2(step - 1)), rel=1e-5)
     assert run.model_keras.is_file() and run.read_state()["epochs_done"] == 4
@@ -229,10 +230,11 @@ def test_quiet_run_prints_no_retracing_warning(make_dataset, tmp_path, repo_root
 
 
 def test_augmenter_traces_once_for_any_batch_size():
-    """The cause of the retracing warning: a short last batch retraced the augmentation function."""
+    """The cause of the retracing warning: a short last batch retraced the augmentation function (the
+    Keras-layer path, which the non-torch backends use)."""
     from keras_birds.data.augment import build_augmenter
 
-    aug = build_augmenter(Augment(), seed=0)
+    aug = build_augmenter(Augment(), seed=0, backend="tensorflow")
     traces = []
     aug.layers.append(lambda x, training: traces.append(tuple(x.shape)) or x)  # runs only while tracing
     aug(np.full((4, 32, 32, 3), 128, np.float32))
@@ -248,5 +250,5 @@ def test_many_augmenters_on_one_batch_each_log_no_retracing(caplog):
 
     with caplog.at_level("WARNING"):
         for seed in range(7):
-            build_augmenter(Augment(), seed=seed)(np.full((2, 32, 32, 3), 128, np.float32))
+            build_augmenter(Augment(), seed=seed, backend="tensorflow")(np.full((2, 32, 32, 3), 128, np.float32))
     assert "retracing" not in caplog.text
