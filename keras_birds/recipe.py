@@ -27,7 +27,8 @@ PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 @dataclass(frozen=True)
 class Augment:
-    """Training-batch augmentation (Keras core layers); 0 / False turns a step off."""
+    """Training-batch augmentation (the Keras layers' meanings; torch ops on the training device on the torch
+    backend, see data/augment.py); 0 / False turns a step off."""
 
     flip: bool = True  # random horizontal flip
     perspective: float = 0.1  # RandomPerspective scale (how far corners move), [0, 1]
