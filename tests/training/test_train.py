@@ -154,7 +154,7 @@ def test_kill_then_resume_loses_no_epoch(tmp_path):
     for e, digest in kept.items():  # finished epochs are neither lost nor redone
         np.testing.assert_array_equal(weights_digest(run.epoch_weights(e)), digest)
     steps = 24  # 96 images / batch 4: the LR schedule continued where it stopped
-    phase2 = one_cycle(1e-3, 3 * steps)
+    phase2 = one_cycle(3e-3, 3 * steps)
     for r, step in zip(rows[1:], (steps, 2 * steps, 3 * steps)):
         assert r["lr"] == pytest.approx(float(phase2(step - 1)), rel=1e-5)
     assert run.model_keras.is_file() and run.read_state()["epochs_done"] == 4
