@@ -27,6 +27,17 @@ from pathlib import Path
 from keras_birds.errors import UserError
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists: folders named after a dead writer's pid are abandoned work."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
 def atomic_write_bytes(path, data: bytes):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,6 +27,7 @@ import numpy as np
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import SplitIndex, default_cache_dir
 from keras_birds.errors import UserError
+from keras_birds.run_dir import process_alive
 
 FORMAT = 1  # bump when the layout or the decoding changes: old entries then no longer match
 _CHUNK = 256  # rows decoded per round of the thread pool: bounds the decoded images held in memory
@@ -159,8 +160,8 @@ def _remove_abandoned(root: Path, name: str):
     for tmp in root.glob(f".building-{name}-*"):
         try:
             pid = int(tmp.name[len(f".building-{name}-"):].split("-")[0])
-            os.kill(pid, 0)
-        except ProcessLookupError:
+            alive = process_alive(pid)
+        except (ValueError, OSError):
+            continue  # not ours to judge: leave it
+        if not alive:
             shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, PermissionError, OSError):
-            pass  # not ours to judge: leave it

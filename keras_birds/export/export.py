@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_birds import __version__
 from keras_birds.errors import UserError
-from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
+from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text, process_alive
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
@@ -106,22 +106,12 @@ def _pending_dir(out_dir: Path) -> Path:
     """
     for old in out_dir.glob(f"{PENDING_PREFIX}*"):
         pid = old.name[len(PENDING_PREFIX):]
-        if old.is_dir() and (not pid.isdigit() or not _alive(int(pid))):
+        if old.is_dir() and (not pid.isdigit() or not process_alive(int(pid))):
             shutil.rmtree(old, ignore_errors=True)
     pending = out_dir / f"{PENDING_PREFIX}{os.getpid()}"
     shutil.rmtree(pending, ignore_errors=True)
     pending.mkdir(parents=True)
     return pending
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sha256(path) -> str:
