@@ -369,7 +369,8 @@ def bench_loader(args, data):
                 continue
             loader = BatchLoader(index, args.image_size, args.loader_batch, shuffle=True, workers=workers,
                                  seed=args.seed, augmenter=augmenter if aug == "augment" else None,
-                                 cache=root if source == "cache" else False)
+                                 cache=root if source == "cache" else False,
+                                 as_tensors=True)  # the train loader as train() builds it for fit
             loader[0]  # untimed: builds/traces the augmentation once, as fit's first step would
             ips = loader_epochs(loader, args.loader_epochs)
             out["images_per_s"][f"{source}_{aug}"] = ips

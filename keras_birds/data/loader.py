@@ -50,14 +50,20 @@ class BatchLoader(keras.utils.PyDataset):
     """
 
     def __init__(self, index: SplitIndex, image_size: int, batch_size: int, *, shuffle=False,
-                 augmenter=None, workers=0, seed=0, skipped: SkippedFiles | None = None, cache=False):
+                 augmenter=None, workers=0, seed=0, skipped: SkippedFiles | None = None, cache=False,
+                 as_tensors=False):
         workers = usable_workers(workers)
-        super().__init__(workers=max(1, workers), use_multiprocessing=False,
-                         max_queue_size=max(2, 2 * workers))
+        # A cached batch without augmentation is one ~1 ms array gather: Keras' thread pool hand-offs would
+        # cost more than the work, so fit reads it in its own thread (1 worker = no enqueuer).
+        threads = 1 if cache and augmenter is None else max(1, workers)
+        super().__init__(workers=threads, use_multiprocessing=False, max_queue_size=max(2, 2 * threads))
         if len(index) == 0:
             raise UserError(f"split '{index.split}' has no images (all excluded?)")
         self.index, self.image_size, self.batch_size = index, image_size, batch_size
         self.shuffle, self.augmenter = shuffle, augmenter
+        # as_tensors (for fit on torch): batches as torch tensors, which Keras' torch data adapter passes
+        # through as they are; it copies every numpy batch (np.array in convert_to_tensor).
+        self.as_tensors = as_tensors and keras.backend.backend() == "torch"
         self.skipped = skipped if skipped is not None else SkippedFiles()
         self.num_classes = len(index.class_names)
         self._rng = np.random.default_rng(seed)
@@ -96,9 +102,14 @@ class BatchLoader(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         images, labels = self.load_batch(i)
-        x = images.astype("float32") if self.augmenter is None else self.augment_on_device(images, i)
         y = np.eye(self.num_classes, dtype="float32")[labels]
-        return x, y
+        if self.augmenter is not None:
+            return self.augment_on_device(images, i), y
+        if self.as_tensors:
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(images)).float(), torch.from_numpy(y)
+        return images.astype("float32"), y
 
     def augment_on_device(self, images, i):
         """uint8 batch i -> augmented float32 pixels 0-255: on the torch backend a tensor on the training

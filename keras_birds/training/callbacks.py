@@ -103,7 +103,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         atomic_write_json(self.run.skipped_json, self.skipped.as_list())
         atomic_write_json(self.run.state_json, {
             "epochs_done": n, "phase": self.phase.number, "best_epoch": self.best_epoch,
-            "best_val_top1": self.best,
+            "best_val_top1": self.best, "world_size": distributed.world_size(),  # resume needs the same
         })
         self.log(f"epoch {n} (phase {self.phase.number}): loss {row['loss']:.4f} top1 {row['top1']:.3f} "
                  f"| valid top1 {row['val_top1']:.3f} top5 {row['val_top5']:.3f} | best epoch {self.best_epoch} "

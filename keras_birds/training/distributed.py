@@ -10,11 +10,14 @@ no-op, so the single-process path runs no distributed code. Under torchrun:
 - all variables are broadcast from rank 0 once before training, BatchNorm moving statistics averaged
   at each epoch end, so every rank holds the same weights whenever one is saved or validated;
 - validation runs on a strided shard per rank and is gathered back into the single-process order;
-- rank 0 alone writes the run directory and logs; the others wait at barriers.
+- rank 0 alone writes the run directory and logs, fits the head (broadcast) and builds the array cache
+  first; the others wait at barriers. Each rank draws its own augmentation; state.json stores the world
+  size, and a resume with another one is refused.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import math
 import os
 
@@ -76,6 +79,16 @@ def barrier():
         import torch.distributed as dist
 
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_first():
+    """Rank 0 runs the block first, the others after it: e.g. one rank builds a shared cache, the rest reuse it."""
+    if not is_main():
+        barrier()
+    yield
+    if is_main():
+        barrier()
 
 
 def _all_reduce_mean(tensors):

@@ -51,6 +51,12 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
     if resume:
         recipe = Recipe.from_dict(run.read_recipe())
         state = run.read_state()
+        trained_on = state.get("world_size", 1)
+        if state.get("epochs_done") and trained_on != distributed.world_size():
+            # The global batch (batch_size x processes) sets the steps per epoch, so the LR schedule's position
+            # and the saved optimizer step would not match.
+            raise UserError(f"{run.path} was trained on {trained_on} process(es) and this resume has "
+                            f"{distributed.world_size()}; resume it with --devices {trained_on}")
         if state["epochs_done"] >= sum(recipe.epochs) and run.model_keras.exists():
             log(f"{run.path}: all {sum(recipe.epochs)} epochs already done")
             return run
@@ -85,12 +91,17 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     skipped = SkippedFiles()
     loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
                        seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
-    train_loader = distributed.train_loader_class()(index["train"], shuffle=True, augmenter=build_augmenter(recipe.augment, recipe.seed + done),
-                               **loader_args)
+    # Each rank augments its own images with its own draws (the same seed would repeat one rank's warps).
+    augmenter = build_augmenter(recipe.augment, recipe.seed + done + 7919 * distributed.rank())
+    with distributed.main_first():  # rank 0 decodes the train split's array cache; the others then reuse it
+        train_loader = distributed.train_loader_class()(index["train"], shuffle=True, augmenter=augmenter,
+                                                        as_tensors=True, **loader_args)
     valid_loader = BatchLoader(distributed.strided(index["valid"]), **loader_args)  # this rank's share
     if done:
         model.load_weights(run.epoch_weights(done))
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
+    elif not distributed.is_main():
+        pass  # the head comes from rank 0 with broadcast_variables below: one rank fits it
     elif recipe.head_init == "class_mean":
         init_head_from_class_means(model, BatchLoader(index["train"], **loader_args), len(classes))
     elif recipe.head_init == "probe":

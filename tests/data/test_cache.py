@@ -73,6 +73,19 @@ def test_cached_batches_equal_decoded_ones_on_real_birds(birds_mini, tmp_path):
     _same_batches(cached, BatchLoader(index, 96, 16, workers=1))
 
 
+def test_fit_batches_as_torch_tensors_hold_the_same_pixels_and_a_cached_loader_reads_in_fits_thread(data, tmp_path):
+    import torch
+
+    index = folder_source(data, splits=("train", "valid"))["train"]
+    cached = BatchLoader(index, S, 4, shuffle=True, seed=3, workers=2, cache=tmp_path / "c", as_tensors=True)
+    plain = BatchLoader(index, S, 4, shuffle=True, seed=3, workers=2)
+    for i in range(len(plain)):
+        (xt, yt), (x, y) = cached[i], plain[i]
+        assert isinstance(xt, torch.Tensor) and xt.dtype == torch.float32
+        assert np.array_equal(xt.numpy(), x) and np.array_equal(yt.numpy(), y), f"batch {i}"
+    assert cached.workers == 1 and plain.workers == 2  # 1 worker: Keras runs no thread pool for it
+
+
 def test_true_means_the_default_folder_under_keras_birds_cache(data, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_BIRDS_CACHE", str(tmp_path / "home-cache"))
     index = folder_source(data, splits=("train", "valid"))["valid"]

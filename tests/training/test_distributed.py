@@ -140,6 +140,13 @@ def test_sigkill_of_one_rank_then_resume_finishes_every_epoch_once(tmp_path):
     killed_after = json.loads(state.read_text())["epochs_done"]
     assert 1 <= killed_after < 4, "the run finished before the kill: nothing was tested"
     assert not (run / "model.keras").exists()
+    assert json.loads(state.read_text())["world_size"] == 2
+
+    # Another process count would change the steps per epoch under the saved LR schedule: refused, run intact.
+    alone = subprocess.run(_train_cmd("--resume", str(run), "-q"), cwd=REPO, env=_env(), capture_output=True,
+                           text=True, timeout=120)
+    assert alone.returncode != 0 and "resume it with --devices 2" in alone.stderr, alone.stdout + alone.stderr
+    assert json.loads(state.read_text())["epochs_done"] == killed_after
 
     out, _ = _run(_train_cmd("--resume", str(run), "--devices", "2", "-q"))
     assert f"after epoch {killed_after} of 4" in out, out
