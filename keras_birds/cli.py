@@ -7,7 +7,7 @@ import sys
 import click
 
 from keras_birds import __version__
-from keras_birds.errors import UserError
+from keras_birds.errors import UserError, brief
 
 
 class _Group(click.Group):
@@ -29,11 +29,12 @@ def main():
     \b
     Typical session:
       keras-birds models                                   list the architectures
-      keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev
-      keras-birds train --resume runs/effnet_lite0         continue a killed run
-      keras-birds eval runs/effnet_lite0 --split test      accuracy, size, latency
-      keras-birds export runs/effnet_lite0 --quantize int8 .tflite/.onnx for the app
-      keras-birds compare runs/effnet_lite0 runs/effnet_lite1    the study's table
+      keras-birds train recipes/effnet_lite0_fewshot.py --data ../shared/data/birds-dev
+      keras-birds train --resume runs/effnet_lite0_fewshot           continue a killed run
+      keras-birds eval runs/effnet_lite0_fewshot --split test        accuracy, size, latency
+      keras-birds export runs/effnet_lite0_fewshot --quantize int8   .tflite/.onnx for the app
+      keras-birds compare runs/effnet_lite0_fewshot runs/effnet_lite2_fewshot   the study's table
+    recipes/effnet_lite0.py fine-tunes every layer: the recipe for full data sets.
       keras-birds predict photo.jpg --model runs/effnet_lite0
     """
 
@@ -71,8 +72,8 @@ def _import_tensorflow_quietly():
         # Keras' seeding would trip over the same non-ImportError; as ImportError it means "no TF" there.
         # train/eval/predict/compare of torch models need no TF; export says it cannot import it.
         sys.modules["tensorflow"] = None
-        click.echo(f"warning: TensorFlow fails to import ({type(failed).__name__}: "
-                   f"{str(failed).splitlines()[0][:160] if str(failed) else ''}); going on without it", err=True)
+        click.echo(f"warning: TensorFlow fails to import ({brief(failed, 160, with_type=True)}); going on without it",
+                   err=True)
 
 
 def _parse_sets(values):
@@ -167,15 +168,22 @@ def _launch_torchrun(devices: int):
 
 @main.command()
 def models():
-    """List the model names a recipe can use, with where their ImageNet weights come from.
+    """List the model names a recipe can use, their input sizes and where their ImageNet weights come from.
 
-    Only the EfficientNet-Lite0/1/2 weights work offline (they are installed with keras-birds); the
-    others are downloaded once on first use (then cached), or use --weights PATH / none.
+    "trains at": the input size of the shipped recipes (recipes/) using the model: 224px, as the study,
+    unless a recipe sets image_size (--image-size overrides it). "native": the resolution the ImageNet
+    weights were trained at (--set image_size=native). Only the EfficientNet-Lite0/1/2 weights work
+    offline (they are installed with keras-birds); the others are downloaded once on first use (then
+    cached), or use --weights PATH / none.
     """
-    from keras_birds.models.registry import MODELS, weights_origin
+    from keras_birds.models.registry import MODELS, resolve_image_size, weights_origin
+    from keras_birds.recipe import recipe_image_sizes
 
+    trained = recipe_image_sizes()
     for spec in MODELS.values():
-        click.echo(f"{spec.name:24s} {spec.image_size:4d}px  imagenet weights: {weights_origin(spec)}")
+        sizes = "/".join(str(s) for s in trained.get(spec.name, (resolve_image_size(spec.name),)))
+        click.echo(f"{spec.name:22s} trains at {sizes}px (native {spec.native_size}px)  "
+                   f"imagenet weights: {weights_origin(spec)}")
 
 
 @main.command("eval")
@@ -204,7 +212,8 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
     import json
 
     _import_tensorflow_quietly()
-    from keras_birds.evaluation.evaluate import evaluate, stdout_to_stderr
+    from keras_birds.console import stdout_to_stderr
+    from keras_birds.evaluation.evaluate import evaluate
     from keras_birds.evaluation.report import summary, terminal_table
 
     with stdout_to_stderr() if as_json else contextlib.nullcontext():
@@ -225,9 +234,11 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 @click.option("--calibration-images", type=int, default=300, show_default=True,
               help="Training images (stratified over species) that calibrate int8.")
 @click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
+@click.option("--exclude", help="File of image paths to leave out of the gate and the calibration "
+                                "[default: the run's own exclude list]; '' or none for none.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
-def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, data, no_verify, latency_runs):
+def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, data, exclude, no_verify, latency_runs):
     """Export RUN_DIR's model for phones: .tflite (fp32/fp16/dynamic/int8) and .onnx, verified.
 
     Each file takes a fixed 1xSxSx3 image of raw RGB pixels 0-255 (uint8 for int8), does its own
@@ -251,7 +262,7 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
     if quantize and want_onnx and not want_tflite:
         raise UserError("--quantize applies to .tflite files; add --tflite (the .onnx file is always float32)")
     result = export(run_dir, onnx=want_onnx or both, tflite=want_tflite or both, quantize=modes, out=out,
-                    calibration_images=calibration_images, verify=not no_verify, data=data,
+                    calibration_images=calibration_images, verify=not no_verify, data=data, exclude=exclude,
                     latency_runs=latency_runs, log=lambda msg: click.echo(msg, err=True))
     click.echo(format_summary(result))
     if not result.passed:
@@ -346,7 +357,7 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
     import json
 
     _import_tensorflow_quietly()
-    from keras_birds.evaluation.evaluate import stdout_to_stderr
+    from keras_birds.console import stdout_to_stderr
     from keras_birds.prediction.predict import format_text, predict as run_predict
 
     with stdout_to_stderr() if as_json else contextlib.nullcontext():

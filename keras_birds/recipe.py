@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keras_birds.errors import UserError
-from keras_birds.models.registry import POOLINGS
+from keras_birds.models.registry import POOLINGS, resolve_image_size
 
 # The public Hugging Face copy of Kaggle's BIRDS-525 (splits train/validation/test).
 DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
+# The shipped recipe files (a source or editable install; absent from a plain wheel).
+RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
 HEAD_INITS = ("random", "class_mean", "probe")
@@ -63,7 +65,9 @@ class Recipe:
     weights: str = "imagenet"
     # a Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ (relative: to the working dir) or "hf:<id>"
     data: str = DEFAULT_DATA
-    image_size: int = 224  # >= 32
+    # input side in pixels, >= 32; None: resolve_image_size(model), i.e. TRAIN_SIZE (224, the study's);
+    # "native": the model's native resolution (`keras-birds models` lists both)
+    image_size: int | str | None = None
     batch_size: int = 32  # >= 1
     epochs: tuple = (2, 10)  # (head-only warm-up with BatchNorm frozen, all layers), >= 0, not both 0
     lr: tuple = (1e-2, 1e-3)  # one-cycle peak learning rate of each phase, > 0
@@ -96,6 +100,7 @@ class Recipe:
     as_given: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self):
+        object.__setattr__(self, "image_size", resolve_image_size(self.model, self.image_size))
         problems = []
         if not _pair(self.epochs, lambda e: _whole(e) is not None and e >= 0) or sum(self.epochs) == 0:
             problems.append("epochs must be two whole numbers >= 0, not both 0 (warm-up, all layers), e.g. 2,10; "
@@ -205,11 +210,17 @@ def _check_number(problems, obj, name, low, high, low_open=False, high_open=Fals
         object.__setattr__(obj, name, float(v))
 
 
+# The recipe files being run by load_recipe, innermost last: extends() resolves its base beside the
+# last one and catches cycles.
+_LOADING: list = []
+
+
 def load_recipe(path) -> Recipe:
     """Run a recipe file and return its validated RECIPE; any problem is one UserError naming it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"recipe file {path} does not exist (see recipes/ for the shipped ones)")
+    _LOADING.append(path)
     try:
         ns = runpy.run_path(str(path))
     except SyntaxError as e:
@@ -226,12 +237,50 @@ def load_recipe(path) -> Recipe:
         raise UserError(f"recipe file {path}: {e}") from e
     except Exception as e:  # a recipe is user code: any failure is reported against the file
         raise UserError(f"recipe file {path} failed: {type(e).__name__}: {e}") from e
+    finally:
+        _LOADING.pop()
     recipe = ns.get("RECIPE")
     if not isinstance(recipe, Recipe):
         raise UserError(f"recipe file {path} must define RECIPE = Recipe(...)")
     if not recipe.name:
         recipe = dataclasses.replace(recipe, name=path.stem)
     return check_model_name(recipe, str(path))
+
+
+def extends(base: str, **changes) -> Recipe:
+    """In a recipe file: the recipe file `base` (a name, e.g. "effnet_lite0") of the same folder, with
+    `changes`, named after the calling file unless changes give a name.
+
+        RECIPE = extends("effnet_lite0", model="efficientnet_lite1", image_size="native")
+    """
+    # The caller is the file load_recipe is running (its _LOADING entry), not an inspect-ed frame: that
+    # holds however extends is reached (a helper function, a module imported by the recipe), and clearing
+    # the name lets load_recipe name the result after that file, its rule for every recipe.
+    if not _LOADING:
+        raise UserError(f'extends("{base}") works in a recipe file run by keras-birds train or load_recipe')
+    caller = _LOADING[-1]
+    stem = base.removesuffix(".py")
+    path = caller.with_name(f"{stem}.py")
+    if "/" in base or "\\" in base or not path.is_file():
+        known = sorted(p.stem for p in caller.parent.glob("*.py") if p != caller and not p.name.startswith("_"))
+        raise UserError(f'extends("{base}"): no recipe {stem}.py beside {caller.name} '
+                        f"(available: {', '.join(known) or 'none'})")
+    if path.resolve() in {p.resolve() for p in _LOADING}:
+        chain = " -> ".join(p.stem for p in _LOADING)
+        raise UserError(f'extends("{base}"): recipes extend each other in a cycle ({chain} -> {stem})')
+    return dataclasses.replace(load_recipe(path), **{"name": "", **changes})
+
+
+def recipe_image_sizes(folder=RECIPES_DIR) -> dict:
+    """{model: (input sizes its recipes in `folder` train at, in file order)}: what `keras-birds models`
+    shows and the zoo builds at. A model no recipe uses trains at resolve_image_size(model); files
+    named _* are helpers; no folder (a plain wheel): {}."""
+    paths = sorted(Path(folder).glob("*.py")) if Path(folder).is_dir() else []
+    sizes: dict = {}
+    for recipe in (load_recipe(p) for p in paths if not p.name.startswith("_")):
+        if recipe.image_size not in sizes.setdefault(recipe.model, ()):
+            sizes[recipe.model] += (recipe.image_size,)
+    return sizes
 
 
 def check_model_name(recipe: Recipe, where: str) -> Recipe:
@@ -266,6 +315,8 @@ def _parse(raw: str, current, key: str):
     if dataclasses.is_dataclass(current):
         names = ", ".join(f"{key}.{f.name}" for f in dataclasses.fields(current))
         raise UserError(f"--set {key}={raw}: {key} is a group of fields; set them one by one ({names})")
+    if key == "image_size" and raw == "native":
+        return raw  # Recipe resolves it for the (possibly also overridden) model
     try:
         if isinstance(current, bool):
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -283,7 +334,8 @@ def _parse(raw: str, current, key: str):
             return float(raw)
         return raw
     except ValueError as e:
-        raise UserError(f"--set {key}={raw}: expected {_expected(current)}") from e
+        also = " or native" if key == "image_size" else ""
+        raise UserError(f"--set {key}={raw}: expected {_expected(current)}{also}") from e
 
 
 def apply_overrides(recipe: Recipe, overrides: dict) -> Recipe:

@@ -2,6 +2,9 @@
 
     keras-birds train recipes/effnet_b1.py                      # BIRDS-525 from the Hugging Face Hub
     keras-birds train recipes/effnet_b1.py --data ROOT          # a local Kaggle-layout copy
+
+Trains at 224px, as the study and BIRDS-525's images; --set image_size=native for B1's native
+size (`keras-birds models` lists both).
 """
 from keras_birds.recipe import Recipe
 

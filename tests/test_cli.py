@@ -80,20 +80,25 @@ def test_train_help_names_every_option(cli):
 
 
 def test_models_lists_the_registry(cli):
-    from keras_birds.models.registry import MODELS
+    from keras_birds.models.registry import MODELS, resolve_image_size
 
-    result = cli("models")
+    result = cli("models")  # from an empty folder: the shipped recipes are found from the package
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == list(MODELS)
     for line, spec in zip(lines, MODELS.values()):
-        assert f"{spec.image_size}px" in line
+        assert f"(native {spec.native_size}px)" in line
+        # Issue 14: the size the recipes train at (tests/comparison/test_zoo.py checks it against each recipe)
+        assert "trains at " in line
         # Issue 21: say which weights need a network; only the packaged Lite checkpoints do not.
         if spec.imagenet == "packaged":
             assert "offline" in line and spec.note.split()[-1] in line and "network" not in line
         else:
             assert "needs a network" in line and spec.imagenet.removeprefix("hf://") in line
     assert sum("offline" in line for line in lines) == 3
+    assert "efficientnet_b1        trains at 224px (native 240px)" in result.stdout
+    assert "efficientnet_lite2     trains at 260px (native 260px)" in result.stdout
+    assert f"efficientnet_lite0_ra  trains at {resolve_image_size('efficientnet_lite0_ra')}px" in result.stdout
 
 
 # -- bad input: one line, exit code 2, nothing written -------------------------------------------

@@ -37,3 +37,21 @@ def test_predict_threshold_default_is_stated_as_it_is():
     assert default == 0.0
     paragraph = next(p for p in PARAGRAPHS if "--threshold P] [--json]` prints" in p)
     assert "default threshold is 0" in paragraph and "never names" not in paragraph
+
+
+def test_setup_installs_as_ci_does_then_trains_the_few_shot_recipe_on_the_bundled_data():
+    """Issue 14: the first command a newcomer runs trains the recipe that suits birds-dev (minutes, not the
+    10-15 of fine-tuning on 2 CPUs); CI installs the same way before the README's test command."""
+    setup = README.split("## Set-up", 1)[1].split("\n## ", 1)[0]
+    first = next(line.strip() for line in setup.splitlines() if line.startswith("    "))
+    install, _, train = first.rpartition(" && ")
+    assert install == 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]"'
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "python3 -m venv .venv\n" in ci and '.venv/bin/pip install -q -e ".[test]"\n' in ci
+    args = train.split()
+    assert args[:3] == [".venv/bin/keras-birds", "train", "recipes/effnet_lite0_fewshot.py"], train
+    assert (REPO / args[2]).is_file() and args[3:] == ["--data", "../shared/data/birds-dev"]
+    # the recipe's own docstring shows the same job, and the fine-tuning recipe is named for full data sets
+    assert "keras-birds train recipes/effnet_lite0_fewshot.py --data ../shared/data/birds-dev" in (
+        REPO / args[2]).read_text()
+    assert "recipes/effnet_lite0.py --data ROOT" in setup

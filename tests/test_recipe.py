@@ -8,7 +8,7 @@ import pytest
 
 from keras_birds.errors import UserError
 from keras_birds.models.registry import MODELS
-from keras_birds.recipe import Augment, Recipe, apply_overrides, load_recipe
+from keras_birds.recipe import DEFAULT_DATA, Augment, Recipe, apply_overrides, extends, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.py"))
 
@@ -389,3 +389,103 @@ def test_from_dict_reads_new_and_old_recipe_json(tmp_path, monkeypatch):
     old = {k: v for k, v in Recipe(data="../shared/data/birds-dev").to_dict().items() if k != "as_given"}
     r = Recipe.from_dict(json.loads(json.dumps(old)))
     assert r.data == "../shared/data/birds-dev" and r.as_given == {}  # an old run keeps its relative path
+
+
+# -- issue 14: extends() and the shipped recipes' values ---------------------------------------------
+# Key fields of every shipped recipe as they loaded before extends() replaced dataclasses.replace(load_recipe(...)):
+# (model, image_size, epochs, lr, head_init, pooling, l2_features, freeze_bn, head_lr_mult, tta_flip, weights)
+SHIPPED = {
+    "convnext_tiny": ("convnext_tiny", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "effnet_b0": ("efficientnet_b0", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "effnet_b1": ("efficientnet_b1", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "effnet_b2": ("efficientnet_b2", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "effnet_lite0": ("efficientnet_lite0", 224, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
+                     "imagenet"),
+    "effnet_lite0_fewshot": ("efficientnet_lite0", 224, (1, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0,
+                             True, "imagenet"),
+    "effnet_lite1": ("efficientnet_lite1", 240, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
+                     "imagenet"),
+    "effnet_lite2": ("efficientnet_lite2", 260, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
+                     "imagenet"),
+    "effnet_lite2_fewshot": ("efficientnet_lite2", 260, (1, 0), (0.001, 0.0001), "probe", "max", True, True, 10.0,
+                             True, "imagenet"),
+    "resnet18": ("resnet18", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "resnet34": ("resnet34", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+    "resnet34_scratch": ("resnet34", 224, (0, 12), (0.001, 0.001), "random", "avg", False, False, 1.0, False, "none"),
+    "resnet50": ("resnet50", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
+}
+
+
+def test_shipped_recipes_keep_their_values():
+    assert sorted(SHIPPED) == [p.stem for p in RECIPES]
+    for path in RECIPES:
+        r = load_recipe(path)
+        assert r.name == path.stem
+        got = (r.model, r.image_size, r.epochs, r.lr, r.head_init, r.pooling, r.l2_features, r.freeze_bn,
+               r.head_lr_mult, r.tta_flip, r.weights)
+        assert got == SHIPPED[path.stem], path.name
+        # the rest as the study's defaults
+        assert (r.batch_size, r.dropout, r.probe_views, r.data, r.augment) == (32, 0.2, 2, DEFAULT_DATA, Augment())
+
+
+def test_no_shipped_recipe_names_itself_or_loads_its_base_by_hand():
+    for path in RECIPES:
+        text = path.read_text()
+        assert "name=" not in text and "load_recipe" not in text and "dataclasses.replace" not in text, path.name
+
+
+def _files(tmp_path, **files):
+    for name, text in files.items():
+        (tmp_path / f"{name}.py").write_text("from keras_birds.recipe import Recipe, extends\n" + text)
+    return tmp_path
+
+
+def test_extends_names_the_recipe_after_its_own_file_and_applies_changes(tmp_path):
+    _files(tmp_path, base="RECIPE = Recipe(model='resnet18', epochs=(1, 2), dropout=0.3)\n",
+           child="RECIPE = extends('base', model='efficientnet_lite2', image_size='native', epochs=(0, 3))\n",
+           grandchild="RECIPE = extends('child.py', lr=(1, 2))\n",
+           named="RECIPE = extends('base', name='custom')\n")
+    child = load_recipe(tmp_path / "child.py")
+    assert (child.name, child.model, child.image_size, child.epochs, child.dropout) == (
+        "child", "efficientnet_lite2", 260, (0, 3), 0.3)
+    grandchild = load_recipe(tmp_path / "grandchild.py")
+    assert grandchild.name == "grandchild" and grandchild.epochs == (0, 3) and grandchild.lr == (1.0, 2.0)
+    assert load_recipe(tmp_path / "named.py").name == "custom"
+    assert load_recipe(tmp_path / "base.py").name == "base"
+
+
+def test_extends_an_unknown_base_lists_the_recipes(tmp_path):
+    _files(tmp_path, base="RECIPE = Recipe(model='resnet18')\n", other="RECIPE = Recipe(model='resnet50')\n",
+           child="RECIPE = extends('effnet_lite9')\n")
+    with pytest.raises(UserError) as e:
+        load_recipe(tmp_path / "child.py")
+    msg = str(e.value)
+    assert "\n" not in msg and str(tmp_path / "child.py") in msg
+    assert 'extends("effnet_lite9"): no recipe effnet_lite9.py beside child.py (available: base, other)' in msg
+
+
+def test_extends_in_a_shipped_recipe_finds_its_base_beside_it():
+    r = load_recipe(Path(__file__).resolve().parents[1] / "recipes" / "effnet_lite2_fewshot.py")
+    assert r.name == "effnet_lite2_fewshot" and r.head_init == "probe" and r.pooling == "max"
+
+
+def test_extends_mistakes_are_one_line(tmp_path):
+    _files(tmp_path, base="RECIPE = Recipe(model='resnet18')\n", typo="RECIPE = extends('base', epoch=(1, 1))\n",
+           a="RECIPE = extends('b')\n", b="RECIPE = extends('a')\n", me="RECIPE = extends('me')\n")
+    with pytest.raises(UserError, match=r"typo.py: unknown field 'epoch' \(known: "):
+        load_recipe(tmp_path / "typo.py")
+    with pytest.raises(UserError, match=r"recipes extend each other in a cycle \(a -> b -> a\)"):
+        load_recipe(tmp_path / "a.py")
+    with pytest.raises(UserError, match=r"cycle \(me -> me\)"):
+        load_recipe(tmp_path / "me.py")
+    with pytest.raises(UserError, match="works in a recipe file run by keras-birds train or load_recipe"):
+        extends("effnet_lite0")
+
+
+def test_recipe_image_sizes_skips_helpers_and_a_missing_folder(tmp_path):
+    from keras_birds.recipe import recipe_image_sizes
+
+    _files(tmp_path, a="RECIPE = Recipe(model='efficientnet_b2')\n",
+           b="RECIPE = extends('a', image_size='native')\n", _helper="RECIPE = None\n")
+    assert recipe_image_sizes(tmp_path) == {"efficientnet_b2": (224, 260)}
+    assert recipe_image_sizes(tmp_path / "nowhere") == {}

@@ -6,9 +6,9 @@
 One run reports, each a median over repeats:
 1. Train images/s of each --model (random init, --classes-way head, batch --batch, --image-size px), the
    same in-memory float32 pixel batches for every loop (data loading excluded):
-   - keras:  what keras_birds.training.train runs for a phase (default 2, all layers): _set_trainable +
-             _compile (AdamW + one-cycle, label smoothing, top-1/top-5), model.fit over a PyDataset,
-             the model built under the recipe's `precision` (mixed_bfloat16 / mixed_float16 policy).
+   - keras:  what keras_birds.training.train runs for a phase (default 2, all layers): phases.setup_phase
+             (trainable layers; AdamW + one-cycle, label smoothing, top-1/top-5), model.fit over a PyDataset,
+             the model built under the recipe's `precision` (precision.training_precision).
    - plain:  the same Keras-built model as a torch.nn.Module in a hand-written loop: torch AdamW +
              OneCycleLR, zero_grad / backward / step (GradScaler under float16). Keras' convolutions
              already read NHWC memory (channels_last), and the model casts to the policy's dtype itself.
@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import os
 import platform
@@ -51,7 +50,8 @@ from pathlib import Path
 
 BIRDS_525_TRAIN = 84_635
 MODELS = ("efficientnet_lite0", "efficientnet_b0", "resnet50")
-POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+# keras_birds.recipe.PRECISIONS less "auto": this tool picks by device itself (keras_birds is not imported yet)
+PRECISIONS = ("float32", "bfloat16", "float16")
 # --quick / full defaults of the options left unset
 QUICK = dict(batch=8, steps=2, rounds=3, warmup=1, loader_epochs=5, synthetic=(30, 10))
 FULL = dict(batch=32, steps=10, rounds=3, warmup=3, loader_epochs=3, synthetic=(100, 16))
@@ -67,7 +67,7 @@ def parse_args(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=",".join(MODELS), help=f"comma-separated [default: {','.join(MODELS)}]")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--precision", choices=tuple(POLICIES), help="[default: bfloat16 on cuda, else float32]")
+    p.add_argument("--precision", choices=PRECISIONS, help="[default: bfloat16 on cuda, else float32]")
     p.add_argument("--quick", action="store_true", help="small batches and few steps, for a CPU")
     p.add_argument("--classes", type=int, default=525, help="head size (BIRDS-525)")
     p.add_argument("--batch", type=int, help="[default: 32, --quick 8]")
@@ -114,10 +114,11 @@ from keras_birds.data.augment import build_augmenter  # noqa: E402
 from keras_birds.data.cache import cache_key, cache_root  # noqa: E402
 from keras_birds.data.loader import BatchLoader, usable_workers  # noqa: E402
 from keras_birds.data.sources import default_cache_dir, load_source  # noqa: E402
-from keras_birds.models.build import HEAD, build_classifier  # noqa: E402
+from keras_birds.models.build import HEAD, build_classifier, classifier_options  # noqa: E402
 from keras_birds.recipe import Augment, Recipe  # noqa: E402
+from keras_birds.training.phases import setup_phase  # noqa: E402
+from keras_birds.training.precision import training_precision  # noqa: E402
 from keras_birds.training.schedule import two_phase_plan  # noqa: E402
-from keras_birds.training.train import _compile, _set_trainable  # noqa: E402
 
 SYNC = False  # set in main: on a GPU, timers wait for the queued kernels
 
@@ -125,25 +126,6 @@ SYNC = False  # set in main: on a GPU, timers wait for the queued kernels
 def sync():
     if SYNC:
         torch.cuda.synchronize()
-
-
-@contextlib.contextmanager
-def model_precision(precision):
-    """Build models under the recipe's precision, as train() does (its own helper when there is one)."""
-    try:
-        from keras_birds.training.precision import training_precision
-    except ImportError:
-        training_precision = None
-    if training_precision is not None:
-        with training_precision(precision):
-            yield
-        return
-    previous = keras.config.dtype_policy()
-    keras.mixed_precision.set_dtype_policy(POLICIES[precision])
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_dtype_policy(previous)
 
 
 # ----------------------------------------------------------------------------------------------- training
@@ -261,19 +243,36 @@ def timm_loop(name, classes, recipe, phase, precision, device, total):
     return PlainLoop(net, groups, recipe, precision, device, total, to_input, autocast=True, logits=True)
 
 
-def bench_training(args, name, precision, device, use_timm):
-    fields = {f.name for f in dataclasses.fields(Recipe)}
-    recipe = Recipe(model=name, weights="none", image_size=args.image_size, batch_size=args.batch,
-                    head_lr_mult=args.head_lr_mult, **({"precision": precision} if "precision" in fields else {}))
-    phase = two_phase_plan(recipe.epochs, recipe.lr)[args.phase - 1]
+def random_batches(args):
+    """--distinct-batches float32 pixel batches and one-hot labels, held in memory and cycled."""
     rng = np.random.default_rng(args.seed)
     shape = (args.batch, args.image_size, args.image_size, 3)
     xs = [rng.uniform(0, 255, shape).astype("float32") for _ in range(max(1, args.distinct_batches))]
     ys = [np.eye(args.classes, dtype="float32")[rng.integers(0, args.classes, args.batch)] for _ in xs]
-    with model_precision(precision):
-        model = build_classifier(name, args.classes, weights="none", image_size=args.image_size)
-    _set_trainable(model, phase, recipe.freeze_bn)
-    _compile(model, recipe, phase, args.steps, args.classes)
+    return xs, ys
+
+
+def time_rounds(args, loops, step) -> dict:
+    """{loop name: [images/s of each round]}: untimed warm-up first, then rounds alternating the loops."""
+    for key, loop in loops.items():
+        if args.warmup:
+            log(f"  warm-up {key}: {step(loop, args.warmup):.1f}s")
+    ips = {key: [] for key in loops}
+    for r in range(args.rounds):
+        for key, loop in loops.items():
+            ips[key].append(args.steps * args.batch / step(loop, args.steps))
+        log(f"  round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in ips.items()) + " images/s")
+    return ips
+
+
+def bench_training(args, name, precision, device, use_timm):
+    recipe = Recipe(model=name, weights="none", image_size=args.image_size, batch_size=args.batch,
+                    head_lr_mult=args.head_lr_mult, precision=precision)
+    phase = two_phase_plan(recipe.epochs, recipe.lr)[args.phase - 1]
+    xs, ys = random_batches(args)
+    with training_precision(recipe.precision):
+        model = build_classifier(name, args.classes, weights="none", **classifier_options(recipe))
+    setup_phase(model, recipe, phase, args.steps, args.classes)
     total = args.warmup + args.rounds * args.steps + 1  # OneCycleLR: more steps than taken
     loops = {"keras": None, "plain": keras_module_loop(model, recipe, phase, precision, device, total)}
     if use_timm:
@@ -284,16 +283,9 @@ def bench_training(args, name, precision, device, use_timm):
     def step(loop, steps):
         return keras_round(model, xs, ys, steps) if loop is None else loop.run(xs, ys, steps)
 
-    for key, loop in loops.items():
-        if args.warmup:
-            log(f"  warm-up {key}: {step(loop, args.warmup):.1f}s")
-    ips = {key: [] for key in loops}
-    for r in range(args.rounds):
-        for key, loop in loops.items():
-            ips[key].append(args.steps * args.batch / step(loop, args.steps))
-        log(f"  round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in ips.items()) + " images/s")
+    ips = time_rounds(args, loops, step)
     med = {k: statistics.median(v) for k, v in ips.items()}
-    del model, loops
+    del model, loops, step
     if device.type == "cuda":
         torch.cuda.empty_cache()
     return {"model": name, "precision": precision, "batch": args.batch, "image_size": args.image_size,
@@ -344,29 +336,26 @@ def loader_epochs(loader, epochs):
     return out
 
 
-def bench_loader(args, data):
-    index = load_source(str(data))["train"]
-    root = Path(args.cache_dir) if args.cache_dir else cache_root(True)
-    workers = usable_workers(args.workers)
-    log(f"loader: {len(index)} train images of {data}, batch {args.loader_batch}, {workers} worker threads")
+def time_cache_build(args, index, root, workers) -> dict:
+    """Build (or find) the split's array cache, as the first cached run would."""
     existed = (root / cache_key(index, args.image_size)).is_dir()
     t = time.perf_counter()
     BatchLoader(index, args.image_size, args.loader_batch, workers=workers, cache=root)
     build = time.perf_counter() - t
     log(f"loader: cache {'reused' if existed else 'built'} in {build:.1f}s under {root}")
-    try:
-        augmenter = build_augmenter(Augment(), args.seed)
-        aug_error = None
-    except Exception as e:  # e.g. an augmentation backend missing on this machine: report, go on
-        augmenter, aug_error = None, f"{type(e).__name__}: {e}"
-        log(f"loader: no augmentation ({aug_error})")
+    return {"cache_dir": str(root), "cache_seconds": build, "cache_built": not existed}
+
+
+def bench_loader(args, data):
+    index = load_source(str(data))["train"]
+    root = Path(args.cache_dir) if args.cache_dir else cache_root(True)
+    workers = usable_workers(args.workers)
+    log(f"loader: {len(index)} train images of {data}, batch {args.loader_batch}, {workers} worker threads")
     out = {"data": str(data), "train_images": len(index), "batch": args.loader_batch, "workers": workers,
-           "cache_dir": str(root),
-           "cache_seconds": build, "cache_built": not existed, "augment_error": aug_error, "images_per_s": {}}
+           **time_cache_build(args, index, root, workers), "images_per_s": {}}
+    augmenter = build_augmenter(Augment(), args.seed)
     for source in ("jpeg", "cache"):
         for aug in ("decode", "augment"):
-            if aug == "augment" and augmenter is None:
-                continue
             loader = BatchLoader(index, args.image_size, args.loader_batch, shuffle=True, workers=workers,
                                  seed=args.seed, augmenter=augmenter if aug == "augment" else None,
                                  cache=root if source == "cache" else False,
@@ -379,8 +368,7 @@ def bench_loader(args, data):
     med = {k: statistics.median(v) for k, v in out["images_per_s"].items()}
     out["median"] = med
     out["ratio_cache_over_jpeg"] = med["cache_decode"] / med["jpeg_decode"]
-    if "cache_augment" in med:
-        out["ratio_cache_over_jpeg_augmenting"] = med["cache_augment"] / med["jpeg_augment"]
+    out["ratio_cache_over_jpeg_augmenting"] = med["cache_augment"] / med["jpeg_augment"]
     return out
 
 
@@ -419,9 +407,8 @@ def report(results):
     if ld:
         lines.append(f"loader ({ld['train_images']} images, batch {ld['batch']}, {ld['workers']} threads): " +
                      ", ".join(f"{k} {v:.1f}" for k, v in ld["median"].items()) + " images/s")
-        lines.append(f"cache / JPEG: {ld['ratio_cache_over_jpeg']:.1f}x decode-only (target >= 5)" +
-                     (f", {ld['ratio_cache_over_jpeg_augmenting']:.1f}x augmenting"
-                      if "ratio_cache_over_jpeg_augmenting" in ld else ", augmentation unavailable"))
+        lines.append(f"cache / JPEG: {ld['ratio_cache_over_jpeg']:.1f}x decode-only (target >= 5), "
+                     f"{ld['ratio_cache_over_jpeg_augmenting']:.1f}x augmenting")
     for p in results.get("projection", []):
         lines.append(f"BIRDS-525 epoch ({BIRDS_525_TRAIN:,} images) {p['model']}: {_hms(p['train_step_s'])} train step"
                      + "".join(f", {_hms(p[f'with_{s}_loader_s'])} with the {s} loader" for s in ("jpeg", "cache")
@@ -436,9 +423,9 @@ def _cpu_name():
         return platform.processor() or "CPU"
 
 
-def main(argv=None):
+def pick_device(args):
+    """(torch device, precision, use_timm) for this run; sets SYNC."""
     global SYNC
-    args = parse_args(argv)
     if keras.backend.backend() != "torch":
         raise SystemExit(f"needs the torch backend, got {keras.backend.backend()} (unset KERAS_BACKEND)")
     from keras.src.backend.torch.core import get_device
@@ -451,18 +438,27 @@ def main(argv=None):
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
     use_timm = args.plain == "timm"
-    if args.plain == "auto":
+    if args.plain == "auto":  # timm is optional: the plain Keras-module loop is the target's reference
         try:
             import timm  # noqa: F401
             use_timm = True
         except ImportError:
             pass
+    return device, precision, use_timm
+
+
+def machine_info(device) -> dict:
+    return {"device": str(device), "device_name": torch.cuda.get_device_name() if SYNC else _cpu_name(),
+            "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "keras": keras.__version__, "python": platform.python_version(),
+            "argv": sys.argv[1:], "load_avg_start": os.getloadavg()[0]}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device, precision, use_timm = pick_device(args)
     keras.utils.set_random_seed(args.seed)
-    results = {"machine": {
-        "device": str(device), "device_name": torch.cuda.get_device_name() if SYNC else _cpu_name(),
-        "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "keras": keras.__version__, "python": platform.python_version(), "argv": sys.argv[1:],
-        "load_avg_start": os.getloadavg()[0]}}
+    results = {"machine": machine_info(device)}
     log(f"torch {torch.__version__} on {device}, keras {keras.__version__}, precision {precision}")
     if not args.skip_train:
         results["train"] = [bench_training(args, name, precision, device, use_timm) for name in args.models]

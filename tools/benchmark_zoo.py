@@ -1,6 +1,7 @@
 """The size/speed half of the study's table, anywhere in minutes: every recipe's architecture built
-offline with random weights (525 species), its parameters, float32 MB, Keras batch-1 latency and the
-int8 .tflite file's size and latency on this machine. Writes comparison.md/.csv/.json and a plot.
+offline with random weights (525 species) at the input size its recipes train at, its parameters,
+float32 MB, Keras batch-1 latency and the int8 .tflite file's size and latency on this machine.
+Writes comparison.md/.csv/.json and a plot.
 
     python tools/benchmark_zoo.py                              # all recipes/, int8 export too (~10 min on 2 CPUs)
     python tools/benchmark_zoo.py --models efficientnet_lite0,resnet18 --no-export --out /tmp/zoo
@@ -22,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None):
     from keras_birds.comparison.compare import write_comparison
     from keras_birds.comparison.zoo import N_CLASSES, recipe_models, zoo_rows
-    from keras_birds.evaluation.latency import cpu_description
+    from keras_birds.inference.latency import cpu_description
     from keras_birds.models.registry import MODELS
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -33,13 +34,15 @@ def main(argv=None):
     ap.add_argument("--out", default=str(REPO / "runs" / "zoo"))
     args = ap.parse_args(argv)
 
-    models = args.models.split(",") if args.models else recipe_models(REPO / "recipes")
+    sizes = recipe_models(REPO / "recipes")  # each model at the sizes its recipes train at
+    models = args.models.split(",") if args.models else list(sizes)
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         sys.exit(f"error: unknown model(s) {', '.join(unknown)} (known: {', '.join(MODELS)})")
     t0 = time.time()
-    rows = zoo_rows(models, n_classes=args.classes, export_int8=not args.no_export, latency_runs=args.latency_runs)
-    notes = [f"random-init builds with a {args.classes}-species head at each model's native input size; "
+    rows = zoo_rows(models, image_sizes=sizes, n_classes=args.classes, export_int8=not args.no_export, latency_runs=args.latency_runs)
+    notes = [f"random-init builds with a {args.classes}-species head at the input size its recipes train at "
+             "(`keras-birds models`); "
              f"{args.latency_runs} timed batch-1 runs after warm-up, on {cpu_description()}",
              "accuracy needs trained runs: keras-birds compare RUN_DIR..."]
     result = write_comparison(rows, args.out, None, notes=notes, title="Model zoo: size and speed (random-init builds)")

@@ -5,7 +5,7 @@
         [--data ../shared/data/birds-mini] [--split test] [--mediapipe-python PATH] [--json OUT]
 
 For every .tflite: decode the split's images once with our loader (at the file's input size, so
-both sides see the same pixels), run them through our LiteRT runner (keras_birds.evaluation.runners)
+both sides see the same pixels), run them through our LiteRT runner (keras_birds.inference.runners)
 here, and through MediaPipe's ImageClassifier in the MediaPipe venv (this same file, `--worker`).
 MediaPipe reads the class names from the labels.txt associated with the output tensor and
 normalises float inputs with the NormalizationOptions of the metadata, so a file with missing or
@@ -92,7 +92,7 @@ def check(paths, data, split="test", mediapipe_python=None) -> dict:
 
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import folder_source
-    from keras_birds.evaluation.runners import open_runner
+    from keras_birds.inference.runners import open_runner
 
     python = Path(mediapipe_python or os.environ.get("KERAS_BIRDS_MEDIAPIPE_PYTHON")
                   or REPO / ".venv-mediapipe" / "bin" / "python")

@@ -18,55 +18,19 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from keras_birds.cleaning import similar
+from keras_birds.cleaning.issues import CLEANVISION_TYPES, ISSUE_TYPES, OPTIONAL_EXCLUDES, AuditResult, Finding
+from keras_birds.cleaning.report import write_report
 from keras_birds.data.images import BadImage, open_rgb
 from keras_birds.data.sources import SPLITS, load_source
 from keras_birds.errors import UserError
 from keras_birds.run_dir import atomic_write_json
 
-# cleanvision's default checks, in the order reports list them.
-CLEANVISION_TYPES = ("exact_duplicates", "near_duplicates", "odd_size", "odd_aspect_ratio", "blurry",
-                     "dark", "light", "low_information", "grayscale")
-OUR_TYPES = ("unreadable", "leakage", "label_conflict")
-ISSUE_TYPES = OUR_TYPES + CLEANVISION_TYPES
-# Types that exclude.txt lists only when asked (--exclude-also); the others are excluded by default.
-OPTIONAL_EXCLUDES = ("near_duplicates",) + CLEANVISION_TYPES[2:]
 CACHE_VERSION = 1
-
-
-@dataclass
-class Finding:
-    """One issue of one file. Scores follow cleanvision: lower is worse, in [0, 1]."""
-
-    file: str  # absolute path
-    split: str
-    species: str
-    issue: str
-    score: float
-    others: list = field(default_factory=list)  # the other files of its duplicate set / pair
-    detail: str = ""
-
-
-@dataclass
-class AuditResult:
-    data: str
-    root: Path
-    out: Path
-    images: dict  # split -> number of files
-    findings: list
-    excluded: dict  # absolute path -> [reason, ...] in order of importance
-    exclude_also: tuple
-    timing: dict
-    species_of: dict = field(default_factory=dict)  # absolute path -> (split, species)
-    species_missing: dict = field(default_factory=dict)  # species -> [splits without any of its images]
-
-    def rel(self, path: str) -> str:
-        return os.path.relpath(path, self.root)
 
 
 def default_out_dir(data: str) -> Path:
@@ -185,8 +149,6 @@ def _check_out(out: Path, root: Path):
 
 def audit(data: str, out=None, exclude_also=(), jobs=None, progress=True, log=print) -> AuditResult:
     """Audit all splits of `data` (a Kaggle-layout folder or hf:<id>) and write the report to `out`."""
-    from keras_birds.cleaning.report import write_report
-
     index = load_source(data, strict=False)  # species missing from a split: a finding here, refused by train
     data = data if data.startswith("hf:") else os.path.abspath(data)  # reports name it from any directory
     root = Path(os.path.abspath(os.path.commonpath([os.path.abspath(index[s].paths[0]) for s in SPLITS])))

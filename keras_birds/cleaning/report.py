@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from keras_birds.cleaning import similar
-from keras_birds.cleaning.audit import ISSUE_TYPES, OPTIONAL_EXCLUDES
+from keras_birds.cleaning.issues import ISSUE_TYPES, OPTIONAL_EXCLUDES
 from keras_birds.data.sources import SPLITS, exclude_reason, format_exclude_line
 from keras_birds.run_dir import atomic_save, atomic_write_json, atomic_write_text
 

@@ -7,13 +7,14 @@ so a row here equals what eval prints for that model; valid top-1 is the run's b
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from keras_birds.comparison.plot import plot_pareto
 from keras_birds.comparison.table import new_row, recommend, to_csv, to_markdown
+from keras_birds.console import log as _log
 from keras_birds.errors import UserError
+from keras_birds.inference.context import RunContext
 from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
 
 EXPORTED_SUFFIXES = (".tflite", ".onnx")
@@ -31,12 +32,8 @@ class Comparison:
         return {name: self.out_dir / name for name in ("comparison.md", "comparison.csv", "comparison.json", "pareto.png")}
 
 
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _run_label(run: RunDir, recipe: dict, taken: set) -> str:
-    label = recipe.get("name") or recipe["model"]
+def _run_label(run: RunDir, recipe, taken: set) -> str:
+    label = recipe.name or recipe.model
     if label in taken:  # two runs of one recipe: tell them apart by folder
         label = f"{label} [{run.path.name}]"
     taken.add(label)
@@ -78,18 +75,18 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
     if not run_paths:
         raise UserError("compare needs at least one run directory")
     # All checked before minutes of evaluation.
-    runs = [RunDir.existing(p, "compare takes the --out folders of `keras-birds train` runs") for p in run_paths]
+    runs = [RunContext.existing(p, "compare takes the --out folders of `keras-birds train` runs") for p in run_paths]
     out_dir = Path(out) if out else Path("comparison")
     rows, taken = [], set()
     for n, run in enumerate(runs, 1):
-        recipe = run.read_recipe()
+        recipe = run.recipe()
         summary = json.loads(run.summary_json.read_text()) if run.summary_json.is_file() else {}
         name = _run_label(run, recipe, taken)
         files = exported_files(run)
         # A verified int8 file first; an unverified one still has the size the app would ship.
         int8 = next((p for p in files if p.name.split(".")[0] == "model_int8"), None)
         log(f"[{n}/{len(runs)}] {name}: evaluating {run.path} on {split} ...")
-        report = evaluate(run.path, split=split, data=data, progress=progress, latency_runs=latency_runs)
+        report = evaluate(run, split=split, data=data, progress=progress, latency_runs=latency_runs)
         fp32_mb = round(report["params"] * 4 / 1e6, 3) if report["params"] else None
         rows.append(_row_from_report(
             report, name=name, format="keras" + (" (flip TTA)" if report.get("tta_flip") else ""),

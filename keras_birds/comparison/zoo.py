@@ -4,53 +4,51 @@ file's size and latency on this machine. Neither size nor speed depends on the w
 """
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from keras_birds.comparison.table import new_row
+from keras_birds.console import log as _log
 
 N_CLASSES = 525  # BIRDS-525: the head the app ships
 CALIBRATION_IMAGES = 8  # int8 ranges from random pixels: the file's size does not depend on them
 
 
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
+def recipe_models(recipes_dir) -> dict:
+    """{model: (input sizes its recipes train at)} of the recipe files in `recipes_dir`, in file order."""
+    from keras_birds.recipe import recipe_image_sizes
+
+    return recipe_image_sizes(recipes_dir)
 
 
-def recipe_models(recipes_dir) -> list:
-    """Distinct model names of the recipe files in `recipes_dir`, in file order."""
-    from keras_birds.recipe import load_recipe
+def zoo_rows(models, *, image_sizes=None, n_classes=N_CLASSES, export_int8=True, latency_runs=20, log=_log) -> list:
+    """One Keras row per model and input size, plus its int8 .tflite row when export_int8.
 
-    names = []
-    for path in sorted(Path(recipes_dir).glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        model = load_recipe(path).model
-        if model not in names:
-            names.append(model)
-    return names
-
-
-def zoo_rows(models, *, n_classes=N_CLASSES, export_int8=True, latency_runs=20, log=_log) -> list:
-    """One Keras row per model, plus its int8 .tflite row when export_int8."""
+    Each model is built at the sizes its recipes train at (`image_sizes`, as recipe_models gives them),
+    else at resolve_image_size(model): the rows describe what the recipes ship.
+    """
     import keras
 
-    from keras_birds.evaluation.latency import measure_latency, torch_device
-    from keras_birds.evaluation.runners import KerasRunner, TFLiteRunner
+    from keras_birds.inference.latency import measure_latency, torch_device
+    from keras_birds.inference.runners import KerasRunner, TFLiteRunner
     from keras_birds.export.tflite import export_tflite
     from keras_birds.models.build import build_classifier, classifier_options
-    from keras_birds.models.registry import MODELS
+    from keras_birds.models.registry import resolve_image_size
+    from keras_birds.recipe import Recipe
 
+    builds = []  # (model, size, row name): one build per size the model's recipes train at
+    for model_name in models:
+        sizes = (image_sizes or {}).get(model_name) or (resolve_image_size(model_name),)
+        builds += [(model_name, s, f"{model_name} {s}px" if len(sizes) > 1 else model_name) for s in sizes]
     rows = []
     rng = np.random.default_rng(0)
-    for n, name in enumerate(models, 1):
-        size = MODELS[name].image_size
-        log(f"[{n}/{len(models)}] {name}: building at {size}px with random weights ...")
-        options = classifier_options({"image_size": size})  # the default head, as the recipes build it
-        model = build_classifier(name, n_classes, "none", **options)
+    for n, (model_name, size, name) in enumerate(builds, 1):
+        log(f"[{n}/{len(builds)}] {name}: building at {size}px with random weights ...")
+        # the default head at the resolved size, as the recipes build it
+        options = classifier_options(Recipe(model=model_name, weights="none", image_size=size))
+        model = build_classifier(model_name, n_classes, "none", **options)
         images = rng.integers(0, 256, (4, size, size, 3), dtype=np.uint8)
         with tempfile.TemporaryDirectory(prefix="keras_birds_zoo_") as tmp:
             weights = Path(tmp) / "model.weights.h5"
@@ -64,9 +62,9 @@ def zoo_rows(models, *, n_classes=N_CLASSES, export_int8=True, latency_runs=20, 
                           source=f"random init, {size}px")
             rows.append(row)
             if export_int8:
-                log(f"[{n}/{len(models)}] {name}: converting to int8 .tflite ...")
+                log(f"[{n}/{len(builds)}] {name}: converting to int8 .tflite ...")
                 written = export_tflite(
-                    model_name=name, weights=weights, n_classes=n_classes, options=options,
+                    model_name=model_name, weights=weights, n_classes=n_classes, options=options,
                     class_names=[f"class_{i}" for i in range(n_classes)], quantize=["int8"], out_dir=Path(tmp),
                     calibration=rng.integers(0, 256, (CALIBRATION_IMAGES, size, size, 3), dtype=np.uint8),
                     description={"name": name, "description": "random-init build for sizing", "version": "",

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import math
-import os
 import threading
 
 import keras
 import numpy as np
 
+from keras_birds.cores import usable_cores
 from keras_birds.data.cache import cache_root, open_cached
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import SplitIndex
@@ -16,12 +16,7 @@ from keras_birds.errors import UserError
 
 def usable_workers(workers: int) -> int:
     """Loader threads for a recipe's `workers`: 0 means one per CPU core this process may use."""
-    if workers > 0:
-        return workers
-    try:
-        return len(os.sched_getaffinity(0))  # honours taskset/cgroup CPU sets, unlike os.cpu_count()
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return workers if workers > 0 else usable_cores()
 
 
 class SkippedFiles:

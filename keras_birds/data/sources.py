@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_birds.errors import UserError
+from keras_birds.errors import UserError, brief
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -154,9 +154,8 @@ def hub_source(dataset_id: str, cache_dir=None, strict=True) -> dict:
             dataset_dict = datasets.load_dataset(dataset_id)
         except Exception as e:  # offline, unknown id, auth: all end the same way for the user
             raise UserError(
-                f"cannot download Hugging Face data set '{dataset_id}' ({type(e).__name__}: "
-                f"{str(e).splitlines()[0][:120] if str(e) else 'no detail'}); if you are offline pass "
-                f"--data ROOT with a local Kaggle-layout folder"
+                f"cannot download Hugging Face data set '{dataset_id}' ({brief(e, 120, with_type=True)}); "
+                f"if you are offline pass --data ROOT with a local Kaggle-layout folder"
             ) from e
         materialize_hub_dataset(dataset_dict, target)
     return folder_source(target, strict=strict)
@@ -213,10 +212,19 @@ def parse_exclude_line(line: str):
     return (entry, body[cut.end():].strip() if cut else "") if entry else None
 
 
-def read_exclude_entries(path) -> dict:
+def missing_exclude_file(path, recorded_in=None) -> UserError:
+    """The one rule for an exclude list that is not there, for train, eval and export alike: an error,
+    never a silent "nothing left out" (figures would then count images the run was told to leave out).
+    `recorded_in`: the run's recipe.json when the path comes from a run rather than from the user."""
+    where = f" (named in {recorded_in})" if recorded_in else ""
+    return UserError(f"exclude file {path} does not exist{where}; restore it, or pass --exclude '' "
+                     f"to leave no image out")
+
+
+def read_exclude_entries(path, recorded_in=None) -> dict:
     """{absolute path: comment} of an exclude file (UTF-8): one path per line (see
     format_exclude_line), `# comment` after it (the reason, e.g. from `keras-birds clean`), blank
-    lines and whole-line comments allowed.
+    lines and whole-line comments allowed. A path that is not a file: missing_exclude_file.
 
     A relative line is resolved against the exclude file's own folder when that names an existing
     file (what `clean` writes, so its list survives moving to another working directory), else
@@ -227,7 +235,7 @@ def read_exclude_entries(path) -> dict:
         return {}
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"exclude file {path} does not exist")
+        raise missing_exclude_file(path, recorded_in)
     base = os.path.dirname(os.path.abspath(path))
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -249,9 +257,9 @@ def read_exclude_entries(path) -> dict:
     return out
 
 
-def read_exclude_file(path) -> set:
+def read_exclude_file(path, recorded_in=None) -> set:
     """Paths to leave out, one per line (# comments allowed), resolved to absolute paths."""
-    return set(read_exclude_entries(path))
+    return set(read_exclude_entries(path, recorded_in))
 
 
 def exclude_reason(comment: str) -> str:

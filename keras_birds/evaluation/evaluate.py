@@ -5,8 +5,6 @@ same decoded images and the same metric code, so their numbers compare directly.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import time
 from collections import Counter
@@ -16,12 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_birds.console import log as _log
 from keras_birds.data.loader import BatchLoader
 from keras_birds.errors import UserError
 from keras_birds.evaluation import metrics
-from keras_birds.evaluation.latency import measure_latency
 from keras_birds.evaluation.report import write_report
-from keras_birds.evaluation.runners import Runner, open_runner
+from keras_birds.inference.context import DataSplit, load_split
+from keras_birds.inference.latency import measure_latency
+from keras_birds.inference.model import OpenedModel, in_run, open_model
+from keras_birds.inference.runners import Runner
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 # Species the study singled out: always called out in the report when the split has them.
@@ -29,35 +30,6 @@ STUDY_NOTES = {
     "PLUSH CRESTED JAY": "singled out by the study: none of its images is 224x224 (odd sizes and aspect ratios)",
     "LOONEY BIRDS": "singled out by the study: its images are photos of people, not birds",
 }
-
-
-def _log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def stdout_to_stderr():
-    """Send everything written to stdout (C libraries included) to stderr, e.g. while --json waits."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
-def _split_index(data: str, split: str, exclude: set):
-    from keras_birds.data.sources import folder_source, load_source
-
-    if data.startswith("hf:"):
-        index = load_source(data)[split]
-    else:  # only the split asked for needs to exist
-        index = folder_source(data, splits=(split,))[split]
-    return index.without(exclude) if exclude else index
 
 
 def _match_classes(runner: Runner, index) -> tuple[list, np.ndarray, list]:
@@ -127,52 +99,17 @@ def _called_out(index, per_class: list) -> list:
     return out
 
 
-def _resolve_data(runner: Runner, data, exclude):
+def _load_data(model: OpenedModel, split: str, data, exclude) -> DataSplit:
     """--data, else the run's own data (and its exclude list when --exclude is not given)."""
-    from keras_birds.data.sources import read_exclude_file
-
-    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else None
-    from_run = data is None
-    if from_run:
-        if recipe is None:
-            raise UserError(f"{runner.path} is a bare {runner.kind} file with no run directory around it: pass "
-                            f"--data ROOT (a Kaggle-layout folder or hf:<id>) to say which images to evaluate on")
-        data = recipe["data"]
-    if exclude is None:
-        exclude = (recipe or {}).get("exclude", "") if from_run else ""
-        if exclude and not Path(exclude).is_file():
-            raise UserError(f"the run's recipe excludes the files listed in {exclude}, which no longer exists; "
-                            f"pass --exclude FILE, or --exclude none")
-    if str(exclude).lower() == "none":
-        exclude = ""
-    return str(data), from_run, read_exclude_file(exclude), recipe
-
-
-def check_image_size(runner: Runner, recipe):
-    """Give a runner without a fixed input size its run's size; refuse a file whose size is not its run's."""
-    size = recipe.get("image_size") if recipe else None
-    if runner.image_size is None:
-        if size is None:
-            raise UserError(f"{runner.path} has no fixed input size and no run directory says which to use")
-        runner.image_size = int(size)
-    elif size is not None and int(size) != runner.image_size:
-        raise UserError(
-            f"{runner.path} takes {runner.image_size}x{runner.image_size} images but its run "
-            f"{runner.run_dir.path} was trained on {size}x{size}: it is not this run's model (re-export it)")
-
-
-def default_tta_flip(runner: Runner, recipe) -> bool:
-    """The run recipe's tta_flip for the run's own Keras model, so a run's figures are reproduced.
-
-    Off for an exported file (.tflite, .onnx) wherever it sits: it is judged as an app runs it, one
-    pass per image, and answers the same inside its run directory as copied anywhere else.
-    """
-    return bool(recipe.get("tta_flip", False)) if recipe and runner.kind == "keras" and _in_run(runner) else False
-
-
-def flip_averaged(predict):
-    """predict(images) averaged with predict(mirror images): the recipe's tta_flip, as in training."""
-    return lambda images: (predict(images) + predict(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))) / 2
+    runner = model.runner
+    if data is None and model.run is None:
+        raise UserError(f"{runner.path} is a bare {runner.kind} file with no run directory around it: pass "
+                        f"--data ROOT (a Kaggle-layout folder or hf:<id>) to say which images to evaluate on")
+    chosen = load_split(split, data, exclude, run=model.run)
+    if len(chosen.index) == 0:
+        raise UserError(f"split '{split}' of {chosen.data} has no images"
+                        + (" left after --exclude" if chosen.excluded else ""))
+    return chosen
 
 
 def predict_split(predict, index, image_size: int, batch_size: int, progress=True):
@@ -200,19 +137,14 @@ def predict_split(predict, index, image_size: int, batch_size: int, progress=Tru
     return np.concatenate(probs), np.concatenate(labels), first, loader.skipped.as_list()
 
 
-def _in_run(runner: Runner) -> bool:
-    """The model is the run's own (model.keras / best weights), not a file exported elsewhere."""
-    return runner.run_dir is not None and runner.path.parent == runner.run_dir.path
-
-
 def default_out_dir(runner: Runner, split: str) -> Path:
-    base = runner.run_dir.eval_dir if _in_run(runner) else runner.path.parent / "eval"
+    base = runner.run_dir.eval_dir if in_run(runner) else runner.path.parent / "eval"
     return base / f"{runner.path.name}-{split}"
 
 
 def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclude=None, progress=True,
              latency_runs=50, tta_flip=None) -> dict:
-    """Evaluate a run directory, .keras, .tflite or .onnx file on one split of a data set.
+    """Evaluate a run directory (or its RunContext), .keras, .tflite or .onnx file on one split of a data set.
 
     data: defaults to the run's recipe.json `data` (and its exclude list); required for a bare
     file with no run directory around it. Writes report.json, report.md and PNGs to `out`
@@ -226,61 +158,58 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     split = SPLIT_ALIASES[split]
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
-    runner = open_runner(model_path)
-    data, from_run, excluded, recipe = _resolve_data(runner, data, exclude)
-    check_image_size(runner, recipe)
-    try:
-        index = _split_index(data, split, excluded)
-    except UserError as e:
-        if from_run:
-            raise UserError(f"{e} (data from the run's recipe.json; pass --data to evaluate on other images)") from e
-        raise
-    if len(index) == 0:
-        raise UserError(f"split '{split}' of {data} has no images" + (" left after --exclude" if excluded else ""))
-    class_names, data_to_model, absent = _match_classes(runner, index)
+    model = open_model(model_path, tta_flip)
+    runner = model.runner
+    chosen = _load_data(model, split, data, exclude)
+    class_names, data_to_model, absent = _match_classes(runner, chosen.index)
     if absent:
-        _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {data} [{split}]")
-
-    if tta_flip is None:
-        tta_flip = default_tta_flip(runner, recipe)
-    predict = flip_averaged(runner.predict) if tta_flip else runner.predict
+        _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {chosen.data} [{split}]")
     started = time.time()
-    probs, data_labels, first_batch, skipped = predict_split(predict, index, runner.image_size, batch_size, progress)
+    probs, data_labels, first_batch, skipped = predict_split(model.predict, chosen.index, runner.image_size,
+                                                             batch_size, progress)
     eval_seconds = time.time() - started
+    _check_probabilities(runner, probs, len(class_names))
     labels = data_to_model[data_labels]
-    if probs.shape[1] != len(class_names):
-        raise UserError(f"{runner.path} returned {probs.shape[1]} scores per image, expected {len(class_names)}")
+    m = metrics.summarize(probs, labels, class_names, top_confusions=25)
+    if progress:
+        _log(f"timing {runner.kind} on {runner.device} ...")
+    latency = measure_latency(model.predict, first_batch, runs=latency_runs, batch_size=batch_size)
+    out_dir = Path(out) if out else default_out_dir(runner, split)
+    report = _report(model, chosen, m, latency, labels, skipped, absent, eval_seconds, out_dir)
+    write_report(report, out_dir)
+    return report
+
+
+def _check_probabilities(runner: Runner, probs, n_classes: int):
+    if probs.shape[1] != n_classes:
+        raise UserError(f"{runner.path} returned {probs.shape[1]} scores per image, expected {n_classes}")
     row_sums = probs.sum(1)
     # Quantised outputs round each of the C scores by up to step/2: their sum may miss 1 by C * step / 2.
     if np.abs(row_sums - 1).mean() > 0.01 + probs.shape[1] * getattr(runner, "output_step", 0.0) / 2:
         _log(f"warning: {runner.path} outputs do not sum to 1 (mean {row_sums.mean():.3f}): not probabilities? "
              f"calibration figures will be meaningless")
 
-    m = metrics.summarize(probs, labels, class_names, top_confusions=25)
-    if progress:
-        _log(f"timing {runner.kind} on {runner.device} ...")
-    latency = measure_latency(predict, first_batch, runs=latency_runs, batch_size=batch_size)
-    out_dir = Path(out) if out else default_out_dir(runner, split)
-    report = {
-        "model": str(runner.run_dir.path if runner.kind == "keras" and _in_run(runner) else runner.path),
-        "model_file": str(runner.path), "kind": runner.kind, "split": split, "data": data,
-        "n_images": int(len(labels)), "n_classes": len(class_names), "classes_in_split": m["classes_in_split"],
+
+def _report(model: OpenedModel, chosen: DataSplit, m: dict, latency: dict, labels, skipped, absent,
+            eval_seconds: float, out_dir: Path) -> dict:
+    runner, split = model.runner, chosen.index.split
+    return {
+        "model": str(runner.run_dir.path if runner.kind == "keras" and in_run(runner) else runner.path),
+        "model_file": str(runner.path), "kind": runner.kind, "split": split, "data": chosen.data,
+        "n_images": int(len(labels)), "n_classes": len(m["per_class"]), "classes_in_split": m["classes_in_split"],
         "top1": m["top1"], "top5": m["top5"], "macro_top1": m["macro_top1"], "ece": m["calibration"]["ece"],
         "params": runner.params, "size_bytes": runner.size_bytes, "size_mb": round(runner.size_bytes / 1e6, 3),
         **{k: latency[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "throughput_img_s")},
         "device": runner.device, "image_size": runner.image_size, "labels_from": runner.labels_from,
-        "tta_flip": bool(tta_flip), "n_skipped": len(skipped), "excluded_files": len(excluded),
+        "tta_flip": model.tta_flip, "n_skipped": len(skipped), "excluded_files": len(chosen.excluded),
         "eval_seconds": round(eval_seconds, 2),
         "report_dir": str(out_dir), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(runner.run_dir.path) if runner.run_dir else None,
         "model_classes_absent_from_data": absent,
-        "latency": latency, "called_out": _called_out(index, m["per_class"]),
+        "latency": latency, "called_out": _called_out(chosen.index, m["per_class"]),
         "most_confused": m["most_confused"], "calibration": m["calibration"], "per_class": m["per_class"],
         "skipped_files": skipped, "confusion_matrix": m["confusion_matrix"].tolist(),
     }
-    write_report(report, out_dir)
-    return report
 
 
-__all__ = ["evaluate", "predict_split", "default_out_dir", "stdout_to_stderr", "check_image_size", "default_tta_flip",
-           "flip_averaged"]
+__all__ = ["evaluate", "predict_split", "default_out_dir"]

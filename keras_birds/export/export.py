@@ -22,8 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from keras_birds import __version__
+from keras_birds.console import log as _log
 from keras_birds.errors import UserError
-from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text, process_alive
+from keras_birds.inference.context import RunContext
+from keras_birds.inference.runners import build_with_weights, open_runner
+from keras_birds.run_dir import atomic_write_json, atomic_write_text, process_alive
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
@@ -40,46 +43,103 @@ class ExportResult:
         return self.report["passed"] is not False
 
 
-def _open_run(path) -> tuple:
-    run = RunDir.existing(path, "pass the --out folder of a `keras-birds train` run")
-    recipe, classes = run.read_recipe(), run.read_classes()
-    for key in ("model", "image_size", "data"):
-        if key not in recipe:
-            raise UserError(f"{run.recipe_json} has no '{key}': not a keras-birds recipe")
-    if run.model_keras.is_file():
-        weights = run.model_keras
-    elif run.best_weights.is_file():
-        weights = run.best_weights
-    else:
-        raise UserError(f"{run.path} has no trained model yet (no model.keras or best.weights.h5): "
-                        f"let at least one epoch finish")
-    if not classes:
-        raise UserError(f"{run.classes_txt} is empty")
-    return run, recipe, classes, weights
+@dataclass
+class _Inputs:
+    """The images an export reads, all loaded before any conversion."""
+
+    data: str
+    valid: object | None  # SplitIndex the gate runs on; None: --no-verify
+    calibration_images: np.ndarray | None  # int8 only
+    calibration: dict | None
 
 
-def _load_torch_model(recipe: dict, n_classes: int, weights: Path):
+def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
+           calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
+           exclude: str | None = None, latency_runs: int = DEFAULT_LATENCY_RUNS, log=_log) -> ExportResult:
+    """Convert, verify and time every file in a pending folder, then commit: each file gets its
+    final (or `*.unverified.*`) name only after its own verdict, and export.json is written last.
+
+    Everything that can fail on the user's input (the run, its data, the calibration images) is
+    checked before any conversion, and a failure or a kill at any point leaves the files and
+    export.json of an earlier export as they were. data/exclude: as RunContext.split_index.
+    """
+    quantize = _checked_quantize(onnx, tflite, quantize, calibration_images)
+    run = _open_run(run_path)
+    inputs = _load_inputs(run, data or None, exclude, verify, quantize, calibration_images, log)
+    out_dir = Path(out) if out else run.path / "export"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pending = _pending_dir(out_dir)
+    try:
+        started = time.time()
+        files = _convert(run, pending, onnx, quantize, inputs.calibration_images, out_dir / "tflite_convert.log", log)
+        inputs.calibration_images = None  # up to 300 decoded images: not needed from here on
+        report = _verify_measure_report(run, files, inputs.valid, latency_runs, log)
+        report.update(data=inputs.data, calibration=inputs.calibration, seconds=round(time.time() - started, 1))
+        _commit(report, files, out_dir, run.class_names())
+    finally:
+        shutil.rmtree(pending, ignore_errors=True)
+    return ExportResult(out_dir, report)
+
+
+def _checked_quantize(onnx: bool, tflite: bool, quantize, calibration_images: int) -> list:
+    from keras_birds.export import tflite as tflite_export
+
+    if not (onnx or tflite):
+        raise UserError("nothing to export: pass --tflite and/or --onnx")
+    quantize = list(dict.fromkeys(quantize)) if tflite else []
+    unknown = [q for q in quantize if q not in tflite_export.QUANTIZE]
+    if unknown:
+        raise UserError(f"unknown --quantize {', '.join(unknown)} (choose from {', '.join(tflite_export.QUANTIZE)})")
+    if tflite and not quantize:
+        raise UserError("--tflite needs at least one --quantize (none, fp16, dynamic, int8)")
+    if "int8" in quantize and calibration_images < 1:
+        raise UserError("--calibration-images must be >= 1 for int8")
+    return quantize
+
+
+def _open_run(path) -> RunContext:
+    """The run, opened once for the whole export; a broken one fails here, before any data is read."""
+    run = RunContext.existing(path, "pass the --out folder of a `keras-birds train` run")
+    run.recipe()
+    run.model_file()
+    run.class_names()
+    return run
+
+
+def _load_inputs(run: RunContext, data, exclude, verify: bool, quantize: list, n_calibration: int, log) -> _Inputs:
+    """The validation split (the gate) and int8 calibration images: a moved data set fails here,
+    before minutes of conversion, not after."""
+    from keras_birds.export import tflite as tflite_export
+
+    inputs = _Inputs(data or run.recipe().data, None, None, None)
+    if verify:
+        valid = _split(run, "valid", data, exclude)
+        if len(valid.index) == 0:
+            raise UserError(f"the valid split of {valid.data} has no images to verify the export on "
+                            f"(or pass --no-verify)")
+        inputs.valid = valid.index
+    if "int8" in quantize:
+        train = _split(run, "train", data, exclude)
+        inputs.calibration_images, inputs.calibration = tflite_export.calibration_images(
+            train.index, run.recipe().image_size, n_calibration)
+        log(f"int8 calibration on {inputs.calibration['images']} training images of "
+            f"{inputs.calibration['species']} species")
+    return inputs
+
+
+def _split(run: RunContext, split: str, data, exclude):
+    """One split of the run's data; its labels must be the run's classes, as the gate compares them."""
+    chosen = run.split_index(split, data, exclude)
+    if chosen.index.class_names != run.class_names():
+        raise UserError(f"the {split} split of {chosen.data} has other species than {run.classes_txt} "
+                        f"({len(chosen.index.class_names)} vs {len(run.class_names())}): pass --data with the "
+                        f"data set this run was trained on")
+    return chosen
+
+
+def _load_torch_model(recipe, n_classes: int, weights: Path):
     """The run's model on this process' backend (torch), rebuilt and loaded with its best weights."""
-    from keras_birds.models.build import build_classifier, classifier_options
-
-    model = build_classifier(recipe["model"], n_classes, "none", **classifier_options(recipe))
-    try:
-        model.load_weights(weights)
-    except Exception as e:
-        raise UserError(f"cannot load {weights} into {recipe['model']} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0][:160] if str(e) else ''})") from e
-    return model
-
-
-def _index(data: str, recipe: dict, split: str):
-    from keras_birds.data.sources import load_source, read_exclude_file
-
-    exclude = recipe.get("exclude") or ""
-    excluded = read_exclude_file(exclude) if exclude and Path(exclude).is_file() else set()
-    try:
-        return load_source(data, excluded)[split]
-    except UserError as e:
-        raise UserError(f"{e} (the run's data; pass --data PATH if it has moved)") from e
+    return build_with_weights(recipe, n_classes, weights)
 
 
 def _batches(index, image_size: int, batch_size: int = 32):
@@ -88,14 +148,6 @@ def _batches(index, image_size: int, batch_size: int = 32):
     loader = BatchLoader(index, image_size, batch_size, workers=1)
     for i in range(len(loader)):
         yield loader.load_batch(i)
-
-
-def _latency(runner, images, runs: int) -> dict:
-    from keras_birds.evaluation.latency import measure_latency
-
-    timing = measure_latency(runner.predict, images, runs=runs, warmup=min(5, runs), batch_size=1,
-                             throughput_seconds=0)
-    return {k: timing[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "latency_ms_b1_runs")}
 
 
 def _pending_dir(out_dir: Path) -> Path:
@@ -122,147 +174,139 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
-def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
-           calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
-           latency_runs: int = DEFAULT_LATENCY_RUNS, log=print) -> ExportResult:
-    """Convert, verify and time every file in a pending folder, then commit: each file gets its
-    final (or `*.unverified.*`) name only after its own verdict, and export.json is written last.
-
-    Everything that can fail on the user's input (the run, its data, the calibration images) is
-    checked before any conversion, and a failure or a kill at any point leaves the files and
-    export.json of an earlier export as they were.
-    """
-    from keras_birds.export import tflite as tflite_export
-
-    if not (onnx or tflite):
-        raise UserError("nothing to export: pass --tflite and/or --onnx")
-    quantize = list(dict.fromkeys(quantize)) if tflite else []
-    unknown = [q for q in quantize if q not in tflite_export.QUANTIZE]
-    if unknown:
-        raise UserError(f"unknown --quantize {', '.join(unknown)} (choose from {', '.join(tflite_export.QUANTIZE)})")
-    if tflite and not quantize:
-        raise UserError("--tflite needs at least one --quantize (none, fp16, dynamic, int8)")
-    if "int8" in quantize and calibration_images < 1:
-        raise UserError("--calibration-images must be >= 1 for int8")
-    run, recipe, classes, weights = _open_run(run_path)
-    size, data = int(recipe["image_size"]), data or recipe["data"]
-    # The data first: a moved data set must fail before minutes of conversion, not after.
-    valid = _index(data, recipe, "valid") if verify else None
-    if valid is not None and len(valid) == 0:
-        raise UserError(f"the valid split of {data} has no images to verify the export on (or pass --no-verify)")
-    cal_images, calibration = None, None
-    if "int8" in quantize:
-        cal_images, calibration = tflite_export.calibration_images(_index(data, recipe, "train"), size,
-                                                                   calibration_images)
-        log(f"int8 calibration on {calibration['images']} training images of {calibration['species']} species")
-    out_dir = Path(out) if out else run.path / "export"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pending = _pending_dir(out_dir)
-    try:
-        started = time.time()
-        files = _convert(run, recipe, classes, weights, pending, onnx, quantize, cal_images,
-                         out_dir / "tflite_convert.log", log)
-        del cal_images
-        report = _verify_and_time(run, recipe, classes, files, valid, size, latency_runs, log)
-        report.update(data=data, calibration=calibration, seconds=round(time.time() - started, 1))
-        _commit(report, files, out_dir, classes)
-    finally:
-        shutil.rmtree(pending, ignore_errors=True)
-    return ExportResult(out_dir, report)
-
-
-def _convert(run, recipe, classes, weights, pending: Path, onnx: bool, quantize: list, cal_images,
-             failure_log: Path, log) -> dict:
+# -- convert -------------------------------------------------------------------------------------
+def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_images, failure_log: Path,
+             log) -> dict:
     """{label: (path in `pending`, quantize)} of the converted files."""
     from keras_birds.export import onnx as onnx_export
     from keras_birds.export import tflite as tflite_export
     from keras_birds.models.build import classifier_options
 
-    size, files = int(recipe["image_size"]), {}
+    recipe, classes, weights = run.recipe(), run.class_names(), run.model_file()
+    files = {}
     if onnx:
         log(f"exporting ONNX from {weights} ...")
         model = _load_torch_model(recipe, len(classes), weights)
-        path = onnx_export.export_onnx(model, pending / "model.onnx", image_size=size, class_names=classes,
-                                       metadata={"model": recipe["model"], "run": run.path.name,
+        path = onnx_export.export_onnx(model, pending / "model.onnx", image_size=recipe.image_size,
+                                       class_names=classes,
+                                       metadata={"model": recipe.model, "run": run.path.name,
                                                  "keras_birds_version": __version__})
         files["onnx"] = (path, "none")
         del model
     if quantize:
         log(f"converting to TFLite ({', '.join(quantize)}) on the TensorFlow backend ...")
-        description = {"name": f"keras-birds {recipe['model']}",
+        description = {"name": f"keras-birds {recipe.model}",
                        "description": f"Bird species classifier, {len(classes)} species, from run {run.path.name}. "
                                       f"Input: raw RGB pixels 0-255; output: softmax probabilities.",
                        "version": f"keras-birds {__version__}", "author": "keras-birds"}
         written = tflite_export.export_tflite(
-            model_name=recipe["model"], weights=weights, n_classes=len(classes), options=classifier_options(recipe),
+            model_name=recipe.model, weights=weights, n_classes=len(classes), options=classifier_options(recipe),
             class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
             description=description, keep_log=failure_log)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
     return files
 
 
-def _verify_and_time(run, recipe, classes, files: dict, valid, size: int, latency_runs: int, log) -> dict:
-    """The gate on `valid` (None: not verified) and batch-1 latency of each file beside Keras'."""
-    from keras_birds.evaluation.runners import open_runner
+# -- verify, measure, report ---------------------------------------------------------------------
+def _verify_measure_report(run: RunContext, files: dict, valid, latency_runs: int, log) -> dict:
+    """The gate on `valid` (None: not verified), batch-1 latency of each file beside Keras', the report."""
     from keras_birds.export import onnx as onnx_export
     from keras_birds.export import tflite as tflite_export
-    from keras_birds.export import verify as gate
-    from keras_birds.export.metadata import read_metadata
 
     io_info = {label: (onnx_export if label == "onnx" else tflite_export).io_details(path)
                for label, (path, _) in files.items()}
-    keras_runner = open_runner(run.path)
-    results, latency_images = {}, None
+    keras_runner = open_runner(run)  # the run as opened above: recipe and classes are not read again
+    size = run.recipe().image_size
+    results = _verify(keras_runner, files, valid, size, run.class_names(), io_info, log)
     if valid is not None:
-        log(f"verifying on {len(valid)} validation images ...")
-        results = gate.run_gate(keras_runner, files, _batches(valid, size), classes)
-        for label, (path, q) in files.items():
-            if q == "int8":
-                gate.check_raw_pixel_input(results[label], io_info[label])
         latency_images = next(_batches(valid, size, 8))[0]
-    if latency_images is None:  # latency does not depend on the content; --no-verify loads no data
+    else:  # latency does not depend on the content; --no-verify loads no data
         latency_images = np.random.default_rng(0).integers(0, 256, (8, size, size, 3), dtype=np.uint8)
+    keras_timing, timings = _measure(keras_runner, files, latency_images, latency_runs)
+    return _report(run, files, io_info, results, keras_runner, keras_timing, timings, valid)
 
+
+def _verify(keras_runner, files: dict, valid, size: int, classes: list, io_info: dict, log) -> dict:
+    """{label: GateResult} of the parity gate on `valid`; {} when not verifying."""
+    from keras_birds.export import verify as gate
+
+    if valid is None:
+        return {}
+    log(f"verifying on {len(valid)} validation images ...")
+    results = gate.run_gate(keras_runner, files, _batches(valid, size), classes)
+    for label, (_, q) in files.items():
+        if q == "int8":
+            gate.check_raw_pixel_input(results[label], io_info[label])
+    return results
+
+
+def _latency(runner, images, runs: int) -> dict:
+    from keras_birds.inference.latency import measure_latency
+
+    timing = measure_latency(runner.predict, images, runs=runs, warmup=min(5, runs), batch_size=1,
+                             throughput_seconds=0)
+    return {k: timing[k] for k in ("latency_ms_b1_median", "latency_ms_b1_p90", "latency_ms_b1_runs")}
+
+
+def _measure(keras_runner, files: dict, images, runs: int) -> tuple:
+    """(Keras' batch-1 latency, {label: the file's latency and device}), measured in this process; ({}, {})
+    when runs is 0."""
+    if runs <= 0:
+        return {}, {}
+    keras_timing, timings = _latency(keras_runner, images, runs), {}
+    for label, (path, _) in files.items():
+        runner = open_runner(path)
+        timings[label] = {**_latency(runner, images, runs), "device": runner.device}
+        del runner  # one runtime at a time
+    return keras_timing, timings
+
+
+def _report(run: RunContext, files: dict, io_info: dict, results: dict, keras_runner, keras_timing: dict,
+            timings: dict, valid) -> dict:
+    from keras_birds.export import verify as gate
+
+    recipe, classes = run.recipe(), run.class_names()
     keras_info = {"path": str(keras_runner.path), "size_bytes": keras_runner.size_bytes,
                   "size_mb": round(keras_runner.size_bytes / 1e6, 3), "params": keras_runner.params,
-                  "device": keras_runner.device}
-    if latency_runs > 0:
-        keras_info.update(_latency(keras_runner, latency_images, latency_runs))
-    entries = []
-    for label, (path, q) in files.items():
-        result = results.get(label)
-        entry = {"file": Path(path).name, "format": "onnx" if label == "onnx" else "tflite",
-                 "quantize": "none" if label == "onnx" else q, **io_info[label]}
-        if entry["format"] == "tflite":
-            meta = read_metadata(Path(path).read_bytes())
-            entry["labels_inside"] = "labels.txt (TFLite metadata associated file)" if meta and \
-                "labels.txt" in meta["packed_files"] else None
-            entry["normalization"] = (meta["inputs"][0].get("normalization") if meta else None)
-            if q == "int8":
-                entry["per_channel_weights"] = tflite_export.per_channel_weights(path)
-        else:
-            entry["labels_inside"] = "metadata_props['labels']"
-        if latency_runs > 0:
-            runner = open_runner(path)
-            entry.update(_latency(runner, latency_images, latency_runs), device=runner.device)
-            if keras_info.get("latency_ms_b1_median") and entry["latency_ms_b1_median"]:
-                entry["speedup_vs_keras"] = round(keras_info["latency_ms_b1_median"] / entry["latency_ms_b1_median"], 2)
-            del runner
-        size_bytes = Path(path).stat().st_size
-        entry.update(size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
-                     size_vs_keras=round(size_bytes / keras_runner.size_bytes, 3), sha256=_sha256(path),
-                     verified=result.passed if result else None, gate=result.as_dict() if result else None)
-        entries.append(entry)
+                  "device": keras_runner.device, **keras_timing}
+    entries = [_file_entry(label, path, q, io_info[label], results.get(label), timings.get(label), keras_info)
+               for label, (path, q) in files.items()]
     return {
-        "run": str(run.path.resolve()), "model": recipe["model"], "image_size": size, "n_classes": len(classes),
-        "labels": "labels.txt", "keras_birds_version": __version__,
+        "run": str(run.path.resolve()), "model": recipe.model, "image_size": recipe.image_size,
+        "n_classes": len(classes), "labels": "labels.txt", "keras_birds_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "validation_images": None if valid is None else len(valid),
-        "gate": {"float": f"top-1 agreement with Keras >= {100 * gate.MIN_TOP1_AGREEMENT}%",
-                 "quantised": f"top-1 accuracy drop <= {gate.MAX_TOP1_DROP_POINTS} point",
+        "gate": {"float": gate.criterion_for("none"), "quantised": gate.criterion_for("int8"),
                  "split": "valid" if valid is not None else None},
         "passed": None if valid is None else all(r.passed for r in results.values()),
         "keras": keras_info, "files": entries,
     }
+
+
+def _file_entry(label: str, path, q: str, io: dict, result, timing: dict | None, keras_info: dict) -> dict:
+    """export.json's record of one file: I/O, labels inside, latency, size, sha256 and its verdict."""
+    from keras_birds.export import tflite as tflite_export
+    from keras_birds.export.metadata import read_metadata
+
+    entry = {"file": Path(path).name, "format": "onnx" if label == "onnx" else "tflite",
+             "quantize": "none" if label == "onnx" else q, **io}
+    if entry["format"] == "tflite":
+        meta = read_metadata(Path(path).read_bytes())
+        entry["labels_inside"] = "labels.txt (TFLite metadata associated file)" if meta and \
+            "labels.txt" in meta["packed_files"] else None
+        entry["normalization"] = (meta["inputs"][0].get("normalization") if meta else None)
+        if q == "int8":
+            entry["per_channel_weights"] = tflite_export.per_channel_weights(path)
+    else:
+        entry["labels_inside"] = "metadata_props['labels']"
+    if timing:
+        entry.update(timing)
+        if keras_info.get("latency_ms_b1_median") and entry["latency_ms_b1_median"]:
+            entry["speedup_vs_keras"] = round(keras_info["latency_ms_b1_median"] / entry["latency_ms_b1_median"], 2)
+    size_bytes = Path(path).stat().st_size
+    entry.update(size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
+                 size_vs_keras=round(size_bytes / keras_info["size_bytes"], 3), sha256=_sha256(path),
+                 verified=result.passed if result else None, gate=result.as_dict() if result else None)
+    return entry
 
 
 def _commit(report: dict, files: dict, out_dir: Path, classes: list):
@@ -285,15 +329,20 @@ def format_summary(result: ExportResult) -> str:
     """The table the command prints: one line per file, then the verdict."""
     r = result.report
     k = r["keras"]
-    lines = [f"{'file':34s} {'MB':>7s} {'agree%':>7s} {'top1%':>6s} {'drop':>6s} {'ms/img':>7s}  gate",
+    lines = [f"{'file':34s} {'MB':>7s} {'agree%':>7s} {'top1%':>6s} {'drop':>6s} {'bound':>6s} {'lost/won':>8s} "
+             f"{'ms/img':>7s}  gate",
              f"{'keras (' + Path(k['path']).name + ')':34s} {k['size_mb']:7.2f} {'':>7s} "
-             f"{_pct(_keras_top1(r)):>6s} {'':>6s} {_ms(k.get('latency_ms_b1_median')):>7s}"]
+             f"{_pct(_keras_top1(r)):>6s} {'':>6s} {'':>6s} {'':>8s} {_ms(k.get('latency_ms_b1_median')):>7s}"]
     for f in r["files"]:
         g = f["gate"] or {}
         verdict = {True: "PASS", False: "FAIL", None: "not verified"}[f["verified"]]
+        flips = f"{g['lost']}/{g['gained']}" if g.get("lost") is not None else ""
         lines.append(f"{f['file']:34s} {f['size_mb']:7.2f} {_pct(g.get('top1_agreement')):>7s} "
                      f"{_pct(g.get('top1')):>6s} {_num(g.get('top1_drop_points')):>6s} "
+                     f"{_num(g.get('drop_bound_points')):>6s} {flips:>8s} "
                      f"{_ms(f.get('latency_ms_b1_median')):>7s}  {verdict}")
+    lines.append("drop, bound: top-1 points lost vs Keras and its one-sided 95% lower bound; lost/won: images "
+                 "the file gets wrong/right where Keras does not (gate rule: README, export/verify.py)")
     for f in r["files"]:
         if f["verified"] is False:
             lines.append(f"  {f['file']}: " + "; ".join(f["gate"]["problems"]))

@@ -4,7 +4,7 @@ Float files (ONNX, TFLite fp32 / fp16) must give the Keras model's top-1 on >= 9
 Quantised files (int8, dynamic-range) must lose <= 1 point of top-1 accuracy. Every file must also
 carry the run's class names, in order, and a uint8 input must take raw pixels (scale 1, zero 0),
 because that is what an app feeds it. A file that fails is kept but renamed `*.unverified.*`, so it
-cannot be shipped by mistake. All inference goes through evaluation.runners.
+cannot be shipped by mistake. All inference goes through inference.runners.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from keras_birds.evaluation.runners import Runner, open_runner
+from keras_birds.inference.runners import Runner, open_runner
 
 MIN_TOP1_AGREEMENT = 0.995
 MAX_TOP1_DROP_POINTS = 1.0

@@ -4,22 +4,27 @@ Preprocessing lives inside the model, so loaders, runners and exported files agr
 """
 from __future__ import annotations
 
+import functools
+import importlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 
-from keras_birds.errors import UserError
-from keras_birds.models.registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, POOLINGS, ModelSpec
+from keras_birds.errors import UserError, brief
+from keras_birds.models.registry import IMAGENET_MEAN, IMAGENET_STD, MODELS, POOLINGS, ModelSpec, resolve_image_size
 
 BACKBONE = "backbone"
 FEATURES = "features"
 HEAD = "head"
 
+if TYPE_CHECKING:  # annotation only: recipe imports models.registry, and build stays import-light
+    from keras_birds.recipe import Recipe
+
 
 def _offline_error(what: str, e: Exception) -> UserError:
-    first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
     return UserError(
-        f"cannot load weights '{what}' ({type(e).__name__}: {first}); if you are offline, pass "
+        f"cannot load weights '{what}' ({type(e).__name__}: {brief(e)}); if you are offline, pass "
         f"--weights none (random init) or --weights PATH (a local KerasHub preset dir or .weights.h5 file)"
     )
 
@@ -31,33 +36,25 @@ def _load_local(load, path: str):
     except UserError:
         raise
     except Exception as e:
-        first = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
         raise UserError(
-            f"cannot load weights from {path} ({type(e).__name__}: {first}); it must hold this model's backbone "
+            f"cannot load weights from {path} ({type(e).__name__}: {brief(e)}); it must hold this model's backbone "
             f"weights, or pass --weights none (random init)"
         ) from e
 
 
-def _keras_hub_config(spec: ModelSpec) -> dict:
-    # KerasHub's timm converters hold the exact configs of its presets: reuse them for random init.
-    if spec.family == "keras_hub_resnet":
-        from keras_hub.src.utils.timm.convert_resnet import convert_backbone_config
-    else:
-        from keras_hub.src.utils.timm.convert_efficientnet import convert_backbone_config
-    return convert_backbone_config({"architecture": spec.arch})
-
-
-def _keras_hub_backbone(spec: ModelSpec, weights: str):
+def _keras_hub_backbone(class_name: str, converter: str, spec: ModelSpec, weights: str, image_size: int):
+    """A KerasHub backbone (any input size: image_size is unused). class_name: in keras_hub.models;
+    converter: the keras_hub.src.utils.timm module that knows the family's configs."""
     import keras_hub
 
-    cls = keras_hub.models.ResNetBackbone if spec.family == "keras_hub_resnet" else keras_hub.models.EfficientNetBackbone
-    if weights == "none":
-        return cls(**_keras_hub_config(spec), name=BACKBONE)
-    source = spec.imagenet if weights == "imagenet" else weights
-    if weights.endswith(".h5"):
-        backbone = cls(**_keras_hub_config(spec), name=BACKBONE)
-        _load_local(backbone.load_weights, weights)
+    if weights == "none" or weights.endswith(".h5"):
+        # KerasHub's timm converters hold the exact configs of its presets: reuse them for random init.
+        convert = importlib.import_module(f"keras_hub.src.utils.timm.{converter}").convert_backbone_config
+        backbone = getattr(keras_hub.models, class_name)(**convert({"architecture": spec.arch}), name=BACKBONE)
+        if weights != "none":
+            _load_local(backbone.load_weights, weights)
         return backbone
+    source = spec.imagenet if weights == "imagenet" else weights
     try:
         return keras_hub.models.Backbone.from_preset(source, name=BACKBONE)
     except Exception as e:  # network, missing files, wrong format: one clear line for all
@@ -86,6 +83,15 @@ def _convnext_backbone(spec: ModelSpec, weights: str, image_size: int):
                        input_shape=(image_size, image_size, 3), name=BACKBONE)
     except Exception as e:
         raise _offline_error(f"keras.applications.{spec.arch}({weights})", e) from e
+
+
+# ModelSpec.family -> its backbone builder (spec, weights, image_size); weights already normalised.
+BACKBONE_BUILDERS = {
+    "keras_hub_resnet": functools.partial(_keras_hub_backbone, "ResNetBackbone", "convert_resnet"),
+    "keras_hub_efficientnet": functools.partial(_keras_hub_backbone, "EfficientNetBackbone", "convert_efficientnet"),
+    "efficientnet_lite": _lite_backbone,
+    "convnext": _convnext_backbone,
+}
 
 
 def _preprocessing(spec: ModelSpec):
@@ -118,12 +124,7 @@ def build_backbone(name: str, weights="imagenet", image_size: int | None = None)
     if spec is None:
         raise UserError(f"unknown model '{name}' (known: {', '.join(MODELS)})")
     weights = normalize_weights(weights)
-    size = image_size or spec.image_size
-    if spec.family in ("keras_hub_resnet", "keras_hub_efficientnet"):
-        return spec, _keras_hub_backbone(spec, weights)
-    if spec.family == "efficientnet_lite":
-        return spec, _lite_backbone(spec, weights, size)
-    return spec, _convnext_backbone(spec, weights, size)
+    return spec, BACKBONE_BUILDERS[spec.family](spec, weights, resolve_image_size(name, image_size))
 
 
 def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: int | None = None,
@@ -136,7 +137,7 @@ def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: 
     if pooling not in POOLINGS:
         raise UserError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
     spec, backbone = build_backbone(name, weights, image_size)
-    size = image_size or spec.image_size
+    size = resolve_image_size(name, image_size)
     inputs = keras.Input((size, size, 3), name="pixels")
     x = inputs
     pre = _preprocessing(spec)
@@ -155,14 +156,16 @@ def build_classifier(name: str, n_classes: int, weights="imagenet", image_size: 
     return keras.Model(inputs, outputs, name=name)
 
 
-def classifier_options(recipe) -> dict:
-    """The build_classifier keywords a recipe (a Recipe or its saved dict) fixes besides the model name.
+def classifier_options(recipe: Recipe) -> dict:
+    """The build_classifier keywords a recipe fixes besides the model name.
 
-    Runs saved before a field existed lack its key: they get the default they were built with.
+    A Recipe only: a run's saved recipe.json goes through Recipe.from_dict, which gives a field the
+    run predates the default it was built with.
     """
-    get = recipe.get if isinstance(recipe, dict) else lambda key, default: getattr(recipe, key, default)
-    return {"image_size": get("image_size", None), "dropout": get("dropout", 0.2),
-            "pooling": get("pooling", "avg"), "l2_features": bool(get("l2_features", False))}
+    if isinstance(recipe, dict):  # a one-line hint rather than an AttributeError deep in a caller
+        raise TypeError("classifier_options takes a Recipe; for a saved recipe.json pass Recipe.from_dict(d)")
+    return {"image_size": recipe.image_size, "dropout": recipe.dropout,
+            "pooling": recipe.pooling, "l2_features": bool(recipe.l2_features)}
 
 
 def feature_model(model: keras.Model) -> keras.Model:

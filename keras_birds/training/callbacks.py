@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from keras_birds.evaluation.metrics import topk_accuracy  # one tie rule for training logs and eval
+from keras_birds.inference.mirror import flip_averaged  # the flip TTA eval and predict apply
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
 from keras_birds.training import distributed
 
@@ -39,10 +40,7 @@ def predict_probs(model, loader, tta_flip=False):
     for i in range(len(loader)):
         x, y = loader[i]
         # predict_on_batch runs without gradient tracking (a plain call keeps autograd graphs: GBs).
-        p = model.predict_on_batch(x)
-        if tta_flip:
-            p = (p + model.predict_on_batch(x[:, :, ::-1, :].copy())) / 2
-        probs.append(p)
+        probs.append(flip_averaged(model.predict_on_batch)(x) if tta_flip else model.predict_on_batch(x))
         labels.append(y.argmax(1))
     return np.concatenate(probs), np.concatenate(labels)
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from keras_birds.inference.mirror import mirrored
 from keras_birds.models.build import HEAD, feature_model
-
-
-def _mirrored(x):
-    """Left-right mirror of a pixel batch: NumPy, or a torch tensor from the on-device augmenter."""
-    return x[:, :, ::-1] if isinstance(x, np.ndarray) else keras.ops.flip(x, axis=2)
 
 
 def extract_features(model, loaders, flip_too=False):
@@ -19,7 +15,7 @@ def extract_features(model, loaders, flip_too=False):
     for loader in loaders:
         for i in range(len(loader)):
             x, y = loader[i]
-            for view in ([x, _mirrored(x)] if flip_too else [x]):
+            for view in ([x, mirrored(x)] if flip_too else [x]):
                 feats.append(features.predict_on_batch(view))
                 labels.append(y.argmax(1))
     return np.concatenate(feats).astype("float32"), np.concatenate(labels)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -10,37 +11,15 @@ from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader, SkippedFiles
 from keras_birds.data.sources import exclusion_summary, load_source, read_exclude_entries
 from keras_birds.errors import UserError
-from keras_birds.models.build import BACKBONE, build_classifier, classifier_options
+from keras_birds.models.build import build_classifier, classifier_options
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
 from keras_birds.training import distributed
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
 from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
-from keras_birds.training.optimizer import make_optimizer
+from keras_birds.training.phases import setup_phase
 from keras_birds.training.precision import resolve_precision, training_precision
-from keras_birds.training.schedule import one_cycle, two_phase_plan
-
-
-def _set_trainable(model, phase, freeze_bn: bool):
-    backbone = model.get_layer(BACKBONE)
-    backbone.trainable = phase.train_backbone
-    if phase.train_backbone and freeze_bn:
-        # Keras runs a non-trainable BatchNormalization in inference mode: statistics stay frozen.
-        for layer in backbone._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.trainable = False
-
-
-def _compile(model, recipe: Recipe, phase, steps_per_epoch, n_classes):
-    schedule = one_cycle(phase.peak_lr, phase.epochs * steps_per_epoch)
-    model.compile(
-        # The head multiplier applies to the all-layers phase; in the warm-up only the head trains.
-        optimizer=make_optimizer(schedule, recipe.weight_decay, recipe.head_lr_mult if phase.train_backbone else 1.0),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="top1"), keras.metrics.TopKCategoricalAccuracy(min(5, n_classes), name="top5")],
-    )
-    distributed.average_gradients(model.optimizer)  # no-op in a single process
-    return schedule
+from keras_birds.training.schedule import two_phase_plan
 
 
 def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print) -> RunDir:
@@ -70,56 +49,62 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         return _train(recipe, run, state, resume=resume, overwrite=overwrite, verbose=verbose, log=log)
 
 
-def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbose, log) -> RunDir:
-    started = time.time()
-    keras.utils.set_random_seed(recipe.seed + state["epochs_done"])
-    excluded = read_exclude_entries(recipe.exclude)  # {path: reason}
+@dataclass(frozen=True)
+class _Data:
+    index: dict  # split -> index, exclusions applied
+    classes: list
+    excluded: dict  # {path: reason} read from recipe.exclude
+    left_out: dict  # exclusion_summary: excluded_by_split, excluded_by_reason
+
+
+def _load_data(recipe: Recipe, run: RunDir, resume: bool) -> _Data:
+    excluded = read_exclude_entries(recipe.exclude, recorded_in=run.recipe_json if resume else None)  # {path: reason}
     full_index = load_source(recipe.data)
     index = {s: idx.without(set(excluded)) for s, idx in full_index.items()} if excluded else full_index
-    left_out = exclusion_summary(full_index, excluded)
     classes = index["train"].class_names
     if resume and run.read_classes() != classes:
         raise UserError(f"data {recipe.data} no longer has the class list this run was trained on ({run.classes_txt})")
-    done = state["epochs_done"]
-    model = build_classifier(recipe.model, len(classes), "none" if done else recipe.weights,
-                             **classifier_options(recipe))
+    return _Data(index, classes, excluded, exclusion_summary(full_index, excluded))
+
+
+def _claim_run(run: RunDir, recipe: Recipe, classes: list, resume: bool, overwrite: bool) -> None:
     distributed.barrier()  # every rank has checked the out folder before rank 0 claims it
     if not resume and distributed.is_main():  # only once data and model are known good: a failure leaves no half-made run
         run.prepare(recipe.to_dict(), overwrite)
         run.write_classes(classes)
     distributed.barrier()
-    skipped = SkippedFiles()
-    loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
-                       seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
+
+
+def _loaders(recipe: Recipe, index: dict, done: int, loader_args: dict):
+    """(train loader, this rank's valid loader)."""
     # Each rank augments its own images with its own draws (the same seed would repeat one rank's warps).
     augmenter = build_augmenter(recipe.augment, recipe.seed + done + 7919 * distributed.rank())
     with distributed.main_first():  # rank 0 decodes the train split's array cache; the others then reuse it
         train_loader = distributed.train_loader_class()(index["train"], shuffle=True, augmenter=augmenter,
                                                         as_tensors=True, **loader_args)
     valid_loader = BatchLoader(distributed.strided(index["valid"]), **loader_args)  # this rank's share
-    if done:
-        model.load_weights(run.epoch_weights(done))
-        log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
-    elif not distributed.is_main():
-        pass  # the head comes from rank 0 with broadcast_variables below: one rank fits it
-    elif recipe.head_init == "class_mean":
-        init_head_from_class_means(model, BatchLoader(index["train"], **loader_args), len(classes))
+    return train_loader, valid_loader
+
+
+def _init_head(model, recipe: Recipe, train_index, loader_args: dict, n_classes: int, log) -> None:
+    """recipe.head_init on a fresh model ("random": the Dense layer's own initialiser, nothing to do)."""
+    if recipe.head_init == "class_mean":
+        init_head_from_class_means(model, BatchLoader(train_index, **loader_args), n_classes)
     elif recipe.head_init == "probe":
         # The plain train images plus recipe.probe_views augmented passes over them.
-        views = [BatchLoader(index["train"], **loader_args)] + [
-            BatchLoader(index["train"], augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k), **loader_args)
+        views = [BatchLoader(train_index, **loader_args)] + [
+            BatchLoader(train_index, augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k), **loader_args)
             for k in range(recipe.probe_views)]
-        log(f"fitting a linear probe on frozen features of {len(index['train'])} train images x {2 * len(views)} views")
-        init_head_from_probe(model, views, len(classes))
+        log(f"fitting a linear probe on frozen features of {len(train_index)} train images x {2 * len(views)} views")
+        init_head_from_probe(model, views, n_classes)
 
-    distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
-    log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
-        f"on {len(index['train'])} images of {len(classes)} species; valid {len(index['valid'])}; run dir {run.path}")
+
+def _run_phases(model, recipe: Recipe, run: RunDir, loaders, skipped, done: int, n_classes: int, verbose, log):
+    train_loader, valid_loader = loaders
     for phase in two_phase_plan(recipe.epochs, recipe.lr):
         if done >= phase.end_epoch:
             continue
-        _set_trainable(model, phase, recipe.freeze_bn)
-        schedule = _compile(model, recipe, phase, len(train_loader), len(classes))
+        schedule = setup_phase(model, recipe, phase, len(train_loader), n_classes)
         if done > phase.first_epoch:  # resuming inside this phase: same LR step, same Adam moments
             restore_optimizer_state(model.optimizer, model.trainable_variables, run.optimizer_state)
         log(f"phase {phase.number}: {'all layers' if phase.train_backbone else 'head only, backbone frozen'}, "
@@ -132,32 +117,61 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
                   callbacks=progbar + [checkpoint])
         done = phase.end_epoch
 
+
+def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbose, log) -> RunDir:
+    started = time.time()
+    done = state["epochs_done"]
+    keras.utils.set_random_seed(recipe.seed + done)
+    data = _load_data(recipe, run, resume)
+    n_classes = len(data.classes)
+    model = build_classifier(recipe.model, n_classes, "none" if done else recipe.weights, **classifier_options(recipe))
+    _claim_run(run, recipe, data.classes, resume, overwrite)
+    skipped = SkippedFiles()
+    loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
+                       seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
+    loaders = _loaders(recipe, data.index, done, loader_args)
+    if done:
+        model.load_weights(run.epoch_weights(done))
+        log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
+    elif distributed.is_main():  # the other ranks get the head from rank 0 with broadcast_variables: one rank fits it
+        _init_head(model, recipe, data.index["train"], loader_args, n_classes, log)
+
+    distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
+    log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
+        f"on {len(data.index['train'])} images of {n_classes} species; valid {len(data.index['valid'])}; "
+        f"run dir {run.path}")
+    _run_phases(model, recipe, run, loaders, skipped, done, n_classes, verbose, log)
+    if distributed.is_main():  # rank 0 alone writes model.keras and summary.json
+        _write_summary(recipe, run, data, skipped, started, log)
+    distributed.barrier()
+    return run
+
+
+def _write_summary(recipe: Recipe, run: RunDir, data: _Data, skipped, started: float, log) -> None:
+    """model.keras (the best epoch's weights) and summary.json, with the closing log lines."""
     state = run.read_state()
-    if not distributed.is_main():  # rank 0 writes model.keras and summary.json
-        distributed.barrier()
-        return run
     # A fresh, uncompiled copy: model.keras then holds the best weights without optimizer state.
     with training_precision("float32"):  # model.keras computes in float32 whatever the training precision
-        final = build_classifier(recipe.model, len(classes), "none", **classifier_options(recipe))
+        final = build_classifier(recipe.model, len(data.classes), "none", **classifier_options(recipe))
     final.load_weights(run.best_weights)
     atomic_save(run.model_keras, final.save)
+    left_out = data.left_out
     summary = {
         "model": recipe.model, "epochs": sum(recipe.epochs), "precision": resolve_precision(recipe.precision),
         "best_epoch": state["best_epoch"],
         "best_val_top1": state["best_val_top1"],
         "best_val_top5": next(r["val_top5"] for r in run.read_metrics() if r["epoch"] == state["best_epoch"]),
         "wall_seconds_this_session": round(time.time() - started, 1),
-        "train_images": len(index["train"]), "valid_images": len(index["valid"]),
-        "excluded_files": len(excluded), "exclude_file": str(Path(recipe.exclude).resolve()) if recipe.exclude else None,
+        "train_images": len(data.index["train"]), "valid_images": len(data.index["valid"]),
+        "excluded_files": len(data.excluded),
+        "exclude_file": str(Path(recipe.exclude).resolve()) if recipe.exclude else None,
         **left_out,  # excluded_by_split (train/valid files actually left out), excluded_by_reason
         "skipped_files": skipped.as_list(),
     }
     atomic_write_json(run.summary_json, summary)
-    if excluded:
+    if data.excluded:
         log(f"left out {left_out['excluded_by_split']['train']} train and {left_out['excluded_by_split']['valid']} "
             f"valid images listed in {recipe.exclude} ({left_out['excluded_by_reason']})")
     if skipped.files:
         log(f"skipped {len(skipped.files)} unreadable files (listed in {run.skipped_json})")
     log(f"best epoch {state['best_epoch']}: valid top-1 {state['best_val_top1']:.4f}; model saved to {run.model_keras}")
-    distributed.barrier()
-    return run

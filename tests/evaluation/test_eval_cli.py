@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from keras_birds.cli import main
-from keras_birds.evaluation import evaluate as evaluate_module
 from keras_birds.evaluation.evaluate import evaluate
+from keras_birds.inference import model as inference_model  # where eval opens its runner
 from keras_birds.run_dir import RunDir
 
 JSON_KEYS = {"top1", "top5", "n_images", "params", "size_mb", "latency_ms_b1_median", "latency_ms_b1_p90",
@@ -72,7 +72,7 @@ def test_reproduces_the_figures_training_computes(tiny_run, birds_mini, tmp_path
     """The validation top-1/top-5 training logs (callbacks.predict_probs, flip TTA included)."""
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import folder_source
-    from keras_birds.evaluation.runners import open_runner
+    from keras_birds.inference.runners import open_runner
     from keras_birds.evaluation.metrics import topk_accuracy
     from keras_birds.training.callbacks import predict_probs
 
@@ -132,7 +132,7 @@ def colour_dataset(root, per_class=3, size=16):
 
 
 def test_known_predictions_through_evaluate(tmp_path, monkeypatch):
-    monkeypatch.setattr(evaluate_module, "open_runner", ColourRunner)
+    monkeypatch.setattr(inference_model, "open_runner", ColourRunner)
     data = colour_dataset(tmp_path / "data")
     report = evaluate(tmp_path / "fake.model", data=str(data), progress=False, latency_runs=2, batch_size=5,
                       out=tmp_path / "out")
@@ -163,7 +163,7 @@ def test_warning_when_outputs_are_not_probabilities(tmp_path, monkeypatch, capsy
         def predict(self, images):
             return super().predict(images) + np.float32(shift)
 
-    monkeypatch.setattr(evaluate_module, "open_runner", Shifted)
+    monkeypatch.setattr(inference_model, "open_runner", Shifted)
     evaluate(tmp_path / "fake.model", data=str(colour_dataset(tmp_path / "data")), progress=False, latency_runs=0,
              out=tmp_path / "out")
     assert ("outputs do not sum to 1" in capsys.readouterr().err) == warns
@@ -180,7 +180,7 @@ def test_beyond_100_classes_a_top_confusions_chart(tmp_path, monkeypatch, make_d
             seed = int(np.asarray(images, np.int64).sum())
             return np.random.default_rng(seed).dirichlet(np.ones(120), len(images)).astype("float32")
 
-    monkeypatch.setattr(evaluate_module, "open_runner", RandomRunner)
+    monkeypatch.setattr(inference_model, "open_runner", RandomRunner)
     report = evaluate(tmp_path / "fake.model", data=str(data), progress=False, latency_runs=0, out=tmp_path / "out")
     assert report["n_images"] == 120
     files = sorted(p.name for p in (tmp_path / "out").iterdir())

@@ -3,7 +3,7 @@ import time
 
 import numpy as np
 
-from keras_birds.evaluation.latency import cpu_description, measure_latency
+from keras_birds.inference.latency import cpu_description, measure_latency
 
 
 def test_latency_and_throughput_of_a_known_cost():

@@ -8,7 +8,7 @@ import pytest
 from keras_birds.data.loader import BatchLoader
 from keras_birds.data.sources import folder_source
 from keras_birds.errors import UserError
-from keras_birds.evaluation.runners import KerasRunner, OnnxRunner, TFLiteRunner, open_runner
+from keras_birds.inference.runners import KerasRunner, OnnxRunner, TFLiteRunner, open_runner
 from keras_birds.run_dir import RunDir
 
 NAMES4 = ["BLACK SWAN", "MANDRIN DUCK", "PARAKETT  AUKLET", "PLUSH CRESTED JAY"]
@@ -144,5 +144,5 @@ def test_open_runner_rejects_what_is_not_a_model(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "recipe.json").write_text(json.dumps({"model": "resnet18"}))
     (tmp_path / "run" / "classes.txt").write_text("A\nB\n")
-    with pytest.raises(UserError, match="no model yet"):
+    with pytest.raises(UserError, match="no trained model yet .* let at least one epoch finish"):
         open_runner(tmp_path / "run")

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from keras_birds.cli import main
-from keras_birds.evaluation.runners import open_runner
+from keras_birds.inference.runners import open_runner
 from keras_birds.export import metadata as md
 from keras_birds.export import tflite as tflite_export
 from keras_birds.export import verify as gate

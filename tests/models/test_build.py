@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 from keras_birds.errors import UserError  # noqa: E402
 from keras_birds.models.build import (  # noqa: E402
     BACKBONE,
+    BACKBONE_BUILDERS,
     FEATURES,
     HEAD,
     build_backbone,
@@ -54,9 +55,12 @@ def test_every_model_builds_offline_and_outputs_probabilities(name):
     assert features.shape == (2, model.get_layer(HEAD).kernel.shape[0])
 
 
-def test_model_defaults_to_the_registry_image_size():
+def test_model_defaults_to_the_resolved_image_size():
+    from keras_birds.models.registry import resolve_image_size
+
     model = build_classifier("efficientnet_lite1", 3, weights="none")
-    assert model.input_shape == (None, MODELS["efficientnet_lite1"].image_size, MODELS["efficientnet_lite1"].image_size, 3)
+    size = resolve_image_size("efficientnet_lite1")  # the study's 224, not Lite1's native 240
+    assert size == 224 and model.input_shape == (None, size, size, 3)
 
 
 def test_preprocessing_is_inside_the_model():
@@ -207,7 +211,15 @@ def test_max_pooling_and_unit_length_features(birds_mini):
     np.testing.assert_allclose(feats, pooled / np.linalg.norm(pooled, axis=1, keepdims=True), atol=1e-5)
     with pytest.raises(UserError, match="pooling must be one of avg, max"):
         build_classifier("efficientnet_lite0", 5, "none", 64, pooling="gem")
-    # a run saved before these fields existed rebuilds with what it was built with
-    assert classifier_options({"image_size": 96, "dropout": 0.1}) == {
+    # a run saved before these fields existed rebuilds with what it was built with (Recipe.from_dict's defaults)
+    saved = {k: v for k, v in Recipe(image_size=96, dropout=0.1).to_dict().items()
+             if k not in ("pooling", "l2_features")}
+    assert classifier_options(Recipe.from_dict(saved)) == {
         "image_size": 96, "dropout": 0.1, "pooling": "avg", "l2_features": False}
     assert classifier_options(Recipe(pooling="max", l2_features=True))["pooling"] == "max"
+    with pytest.raises(TypeError, match="Recipe.from_dict"):  # a Recipe only, not a saved dict
+        classifier_options({"image_size": 96})
+
+
+def test_every_family_has_a_builder():
+    assert {spec.family for spec in MODELS.values()} <= set(BACKBONE_BUILDERS)

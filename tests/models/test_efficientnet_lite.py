@@ -14,12 +14,12 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from keras_birds.errors import UserError  # noqa: E402
-from keras_birds.models.efficientnet_lite import LITE_VARIANTS  # noqa: E402
 from keras_birds.models.lite_weights import (  # noqa: E402
     build_lite_imagenet_classifier,
     packaged_checkpoint_path,
     read_state_dict,
 )
+from keras_birds.models.registry import MODELS  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "birds-dev"
 
@@ -142,7 +142,7 @@ def test_bigger_variants_load_and_predict(variant):
     if not DATA.is_dir():
         pytest.skip(f"no dev data at {DATA}")
     model = build_lite_imagenet_classifier(variant)
-    size = LITE_VARIANTS[variant]["resolution"]
+    size = MODELS[f"efficientnet_{variant}"].native_size  # the registry holds the native sizes
     assert model.input_shape == (None, size, size, 3)
     pixels = _load_images([_first_image("BALD EAGLE")], size)
     top5 = np.argsort(-model.predict(pixels, verbose=0)[0])[:5]

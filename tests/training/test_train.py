@@ -120,7 +120,7 @@ def _cli(*args):
 
 
 def test_kill_then_resume_loses_no_epoch(tmp_path):
-    root = separable_dataset(tmp_path / "data", per_split=(24, 4, 4))
+    root = separable_dataset(tmp_path / "data", per_split=(8, 2, 2))  # 8 steps an epoch: enough to kill inside one
     recipe_file = tmp_path / "tiny.py"
     recipe_file.write_text(
         "from keras_birds.recipe import Recipe, Augment\n"
@@ -153,7 +153,7 @@ def test_kill_then_resume_loses_no_epoch(tmp_path):
     assert [r["phase"] for r in rows] == [1, 2, 2, 2]
     for e, digest in kept.items():  # finished epochs are neither lost nor redone
         np.testing.assert_array_equal(weights_digest(run.epoch_weights(e)), digest)
-    steps = 24  # 96 images / batch 4: the LR schedule continued where it stopped
+    steps = 8  # 32 images / batch 4: the LR schedule continued where it stopped
     phase2 = one_cycle(3e-3, 3 * steps)
     for r, step in zip(rows[1:], (steps, 2 * steps, 3 * steps)):
         assert r["lr"] == pytest.approx(float(phase2(step - 1)), rel=1e-5)

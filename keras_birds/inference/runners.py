@@ -1,81 +1,29 @@
 """One interface for "probabilities for these images" from a Keras model, a .tflite or an .onnx file.
 
-    runner = open_runner(path)        # a run directory, a .keras, .tflite or .onnx file
+    runner = open_runner(path)        # a run directory (or its RunContext), a .keras, .tflite or .onnx file
     probs = runner.predict(images)    # (N, S, S, 3) uint8 or float32 RGB 0-255 -> (N, C) float32
 
 Eval, predict, compare and the export parity gate use only this; nothing else needs to know the
 file type. Every model takes raw pixels (preprocessing is inside it), so the runners only adapt
-the container: batch size, input dtype/quantisation, layout.
-
-Class names, first found wins:
-  - a run directory, or a .keras file inside one: the run's classes.txt;
-  - an exported file: its own metadata (ONNX metadata_props, TFLite metadata entry, key `labels`,
-    `class_names` or `classes`, a JSON list or one name per line; or a `labels.txt` packed into
-    the .tflite as a TFLite Support associated file), then `labels.txt` beside the file (one class
-    per line), then the classes.txt of a run directory the file sits in (or one level below it).
-Otherwise `class_names` is None and the caller must trust the data's class order.
+the container: batch size, input dtype/quantisation, layout. Class names: see labels.py.
 """
 from __future__ import annotations
 
 import contextlib
-import io
-import json
 import os
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from keras_birds.errors import UserError
-from keras_birds.evaluation.latency import cpu_description, torch_device, usable_cores
-from keras_birds.run_dir import RunDir
+from keras_birds.cores import usable_cores
+from keras_birds.errors import UserError, brief
+from keras_birds.inference.context import RunContext
+from keras_birds.inference.labels import enclosing_run, labels_beside, labels_of_file, onnx_labels, tflite_labels
+from keras_birds.inference.latency import cpu_description, torch_device
 
-LABEL_KEYS = ("labels", "class_names", "classes")
 KINDS = {".keras": "keras", ".tflite": "tflite", ".onnx": "onnx"}
-
-
-def _first_line(e: Exception) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0][:200]}" if text else type(e).__name__
-
-
-def parse_labels(text) -> list | None:
-    """A JSON list of names, or one name per line (trailing blank lines dropped)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
-    text = text.strip("\n")
-    if not text.strip():
-        return None
-    if text.lstrip().startswith("["):
-        try:
-            names = json.loads(text)
-            if isinstance(names, list):
-                return [str(n) for n in names]
-        except ValueError:
-            pass
-    return text.splitlines()
-
-
-def enclosing_run(path: Path) -> RunDir | None:
-    """The run directory a model file sits in (or one folder below), if any."""
-    for folder in (path.parent, path.parent.parent):
-        run = RunDir(folder)
-        if run.is_run():
-            return run
-    return None
-
-
-def _labels_beside(path: Path, run: RunDir | None):
-    beside = path.parent / "labels.txt"
-    if beside.is_file():
-        names = parse_labels(beside.read_text(encoding="utf-8"))
-        if names:
-            return names, str(beside)
-    if run is not None and run.classes_txt.is_file():
-        return run.read_classes(), str(run.classes_txt)
-    return None, None
 
 
 class Runner:
@@ -89,7 +37,7 @@ class Runner:
     size_bytes: int
     params: int | None
     device: str
-    run_dir: RunDir | None = None
+    run_dir: RunContext | None = None  # the run the model belongs to, if any
     n_classes: int | None = None
     output_step: float = 0.0  # quantisation step of the outputs (int8 files): each score is off by <= step/2
 
@@ -141,8 +89,6 @@ class KerasRunner(Runner):
 
 
 def _no_grad():
-    import contextlib
-
     import keras
 
     if keras.backend.backend() == "torch":
@@ -158,26 +104,27 @@ def _load_keras(path: Path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:
-        raise UserError(f"{path} is not a loadable Keras model ({_first_line(e)})") from e
+        raise UserError(f"{path} is not a loadable Keras model ({brief(e, 200, with_type=True)})") from e
 
 
-def _keras_from_run(run: RunDir) -> KerasRunner:
-    names = run.read_classes()
-    if run.model_keras.is_file():
-        model, path = _load_keras(run.model_keras), run.model_keras
-    elif run.best_weights.is_file():  # a run still training (or killed): rebuild and load its best epoch
-        from keras_birds.models.build import build_classifier, classifier_options
+def build_with_weights(recipe, n_classes: int, weights: Path):
+    """The recipe's model on this process' backend, rebuilt and loaded with a weights file."""
+    from keras_birds.models.build import build_classifier, classifier_options
 
-        recipe = run.read_recipe()
-        model = build_classifier(recipe["model"], len(names), "none", **classifier_options(recipe))
-        try:
-            model.load_weights(run.best_weights)
-        except Exception as e:
-            raise UserError(f"cannot load {run.best_weights} into {recipe['model']} ({_first_line(e)})") from e
-        path = run.best_weights
-    else:
-        raise UserError(f"{run.path} is a run directory with no model yet (no model.keras or best.weights.h5): "
-                        f"let at least one epoch finish")
+    model = build_classifier(recipe.model, n_classes, "none", **classifier_options(recipe))
+    try:
+        model.load_weights(weights)
+    except Exception as e:
+        raise UserError(f"cannot load {weights} into {recipe.model} ({brief(e, 200, with_type=True)})") from e
+    return model
+
+
+def _keras_from_run(run: RunContext) -> KerasRunner:
+    names, path = run.class_names(), run.model_file()
+    if path == run.model_keras:
+        model = _load_keras(path)
+    else:  # a run still training (or killed): rebuild and load its best epoch
+        model = build_with_weights(run.recipe(), len(names), path)
     return KerasRunner(model, path, names, str(run.classes_txt), run)
 
 
@@ -226,7 +173,7 @@ class OnnxRunner(Runner):
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as e:
-            raise UserError(f"{self.path} is not a loadable ONNX model ({_first_line(e)})") from e
+            raise UserError(f"{self.path} is not a loadable ONNX model ({brief(e, 200, with_type=True)})") from e
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.uint8 if "uint8" in inp.type else np.float32
@@ -238,9 +185,8 @@ class OnnxRunner(Runner):
         used = self.session.get_providers()[0]
         self.device = f"{cpu_description()}, onnxruntime" if used == "CPUExecutionProvider" else f"onnxruntime {used}"
         self.params = self._count_params()
-        meta = self.session.get_modelmeta().custom_metadata_map
-        names = next((parse_labels(meta[k]) for k in LABEL_KEYS if meta.get(k)), None)
-        self.class_names, self.labels_from = (names, f"{self.path.name} metadata") if names else _labels_beside(self.path, run_dir)
+        names = onnx_labels(self.session.get_modelmeta().custom_metadata_map)
+        self.class_names, self.labels_from = labels_of_file(self.path, names, run_dir)
 
     def _count_params(self) -> int | None:
         try:
@@ -262,39 +208,21 @@ class OnnxRunner(Runner):
         return np.asarray(_run_in_chunks(x, self.fixed_batch, run), dtype=np.float32)
 
 
-def _tflite_metadata(buf: bytes):
-    """(class names or None, parameter count or None) from the flatbuffer, without unpacking it all."""
-    names, params = None, None
+def _tflite_params(buf: bytes) -> int | None:
+    """Parameters of a .tflite file: the elements of its constant tensors (weights, biases)."""
     try:
         from ai_edge_litert import schema_py_generated as schema
 
         model = schema.Model.GetRootAs(buf, 0)
-        for i in range(model.MetadataLength()):
-            entry = model.Metadata(i)
-            if entry.Name() and entry.Name().decode() in LABEL_KEYS:
-                data = model.Buffers(entry.Buffer()).DataAsNumpy()
-                if isinstance(data, np.ndarray):
-                    names = parse_labels(data.tobytes())
-                    if names:
-                        break
         graph, total = model.Subgraphs(0), 0
         for t in range(graph.TensorsLength()):
             tensor = graph.Tensors(t)
             b = model.Buffers(tensor.Buffer())
             if b is not None and (b.DataLength() > 0 or b.Offset() > 1):  # a constant: weights, bias
                 total += int(np.prod(tensor.ShapeAsNumpy())) if tensor.ShapeLength() else 1
-        params = total
+        return total
     except Exception:
-        pass
-    if names is None and zipfile.is_zipfile(io.BytesIO(buf)):
-        try:  # TFLite Support metadata packs associated files (labels.txt) as a zip after the model
-            with zipfile.ZipFile(io.BytesIO(buf)) as z:
-                label_files = [n for n in z.namelist() if n.lower().endswith(".txt")]
-                if label_files:
-                    names = parse_labels(z.read(sorted(label_files, key=lambda n: "label" not in n.lower())[0]))
-        except Exception:
-            pass
-    return names, params
+        return None
 
 
 @contextlib.contextmanager
@@ -333,7 +261,7 @@ class TFLiteRunner(Runner):
         except Exception as e:
             said = [ln for ln in "".join(captured).splitlines() if ln.strip() and not ln.startswith("INFO")]
             detail = f"; LiteRT: {said[0][:160]}" if said else ""
-            raise UserError(f"{self.path} is not a loadable TFLite model ({_first_line(e)}{detail})") from e
+            raise UserError(f"{self.path} is not a loadable TFLite model ({brief(e, 200, with_type=True)}{detail})") from e
         inp = self.interpreter.get_input_details()[0]
         out = self.interpreter.get_output_details()[0]
         self.input_index, self.output_index = inp["index"], out["index"]
@@ -350,8 +278,8 @@ class TFLiteRunner(Runner):
         self._allocated_batch = shape[0]
         self.n_classes = int(out["shape"][-1])
         self.device = f"{cpu_description()}, LiteRT {self.threads} threads"
-        names, self.params = _tflite_metadata(buf)
-        self.class_names, self.labels_from = (names, f"{self.path.name} metadata") if names else _labels_beside(self.path, run_dir)
+        self.params = _tflite_params(buf)
+        self.class_names, self.labels_from = labels_of_file(self.path, tflite_labels(buf), run_dir)
 
     def _quantize(self, x):
         scale, zero = self.input_quant
@@ -391,12 +319,14 @@ class TFLiteRunner(Runner):
 
 
 def open_runner(path) -> Runner:
-    """A run directory (model.keras, else best.weights.h5), a .keras, .tflite or .onnx file."""
+    """A run directory (model.keras, else best.weights.h5) or its RunContext, a .keras, .tflite or .onnx file."""
+    if isinstance(path, RunContext):  # a run already opened: its recipe and classes are not read again
+        return _keras_from_run(path)
     path = Path(path)
     if not path.exists():
         raise UserError(f"model {path} does not exist (expected a run directory, .keras, .tflite or .onnx file)")
     if path.is_dir():
-        run = RunDir(path)
+        run = RunContext(path)
         if not run.is_run():
             raise UserError(f"{path} is a folder but not a keras-birds run directory (no recipe.json); "
                             f"pass a run directory, .keras, .tflite or .onnx file")
@@ -408,9 +338,9 @@ def open_runner(path) -> Runner:
     run = enclosing_run(path)
     if kind == "keras":
         if run is not None and path.parent == run.path:
-            names, source = run.read_classes(), str(run.classes_txt)
+            names, source = run.class_names(), str(run.classes_txt)
         else:
-            names, source = _labels_beside(path, run)
+            names, source = labels_beside(path, run)
         return KerasRunner(_load_keras(path), path, names, source, run)
     if kind == "onnx":
         return OnnxRunner(path, run)

@@ -12,6 +12,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from keras_birds.cores import usable_cores
+
 
 @lru_cache(maxsize=None)
 def cpu_description() -> str:
@@ -30,19 +32,9 @@ def cpu_description() -> str:
         pass
     name = name or platform.processor() or platform.machine() or "unknown CPU"
     logical = logical or os.cpu_count() or 1
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = logical
+    usable = usable_cores()
     cores = f"{logical} cores" if usable >= logical else f"{usable} of {logical} cores usable"
     return f"{name} ({cores})"
-
-
-def usable_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def torch_device() -> str:
