@@ -7,6 +7,7 @@ import sys
 import click
 
 from keras_birds import __version__
+from keras_birds.cores import usable_cores
 from keras_birds.errors import UserError, brief
 
 
@@ -157,8 +158,7 @@ def _launch_torchrun(devices: int):
             args.append(a)
     env = dict(os.environ)
     # torchrun would set 1 thread per worker; CPU workers share the cores instead.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                                                     else os.cpu_count() or 1) // devices)))
+    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // devices)))
     sys.stdout.flush()
     sys.stderr.flush()
     # exec: this process becomes the torchrun agent, so signals and the exit code are its own.

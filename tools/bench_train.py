@@ -48,9 +48,11 @@ import sys
 import time
 from pathlib import Path
 
+from keras_birds.cores import usable_cores  # import-light: keras is imported below, after --device
+
 BIRDS_525_TRAIN = 84_635
 MODELS = ("efficientnet_lite0", "efficientnet_b0", "resnet50")
-# keras_birds.recipe.PRECISIONS less "auto": this tool picks by device itself (keras_birds is not imported yet)
+# keras_birds.recipe.PRECISIONS less "auto": this tool picks by device itself (keras is not imported yet)
 PRECISIONS = ("float32", "bfloat16", "float16")
 # --quick / full defaults of the options left unset
 QUICK = dict(batch=8, steps=2, rounds=3, warmup=1, loader_epochs=5, synthetic=(30, 10))
@@ -80,7 +82,7 @@ def parse_args(argv=None):
     p.add_argument("--plain", choices=("auto", "keras", "timm"), default="auto",
                    help="keras: the Keras module in a torch loop; timm: also timm's model; auto: timm if installed")
     p.add_argument("--distinct-batches", type=int, default=4, help="synthetic batches held in memory, cycled")
-    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads on CPU")
+    p.add_argument("--threads", type=int, default=usable_cores(), help="torch threads on CPU")
     p.add_argument("--data", help="Kaggle-layout folder for the loader [default: a generated synthetic set]")
     p.add_argument("--source", help="photos make_synthetic_birds copies [default: its own, ../shared/data]")
     p.add_argument("--workers", type=int, default=0, help="loader threads [default: 0 = the usable cores]")
@@ -449,7 +451,7 @@ def pick_device(args):
 
 def machine_info(device) -> dict:
     return {"device": str(device), "device_name": torch.cuda.get_device_name() if SYNC else _cpu_name(),
-            "cpus": len(os.sched_getaffinity(0)), "torch_threads": torch.get_num_threads(),
+            "cpus": usable_cores(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "keras": keras.__version__, "python": platform.python_version(),
             "argv": sys.argv[1:], "load_avg_start": os.getloadavg()[0]}
 

@@ -25,6 +25,7 @@ import numpy as np
 from keras_birds.cleaning import similar
 from keras_birds.cleaning.issues import CLEANVISION_TYPES, ISSUE_TYPES, OPTIONAL_EXCLUDES, AuditResult, Finding
 from keras_birds.cleaning.report import write_report
+from keras_birds.cores import usable_cores
 from keras_birds.data.images import BadImage, open_rgb
 from keras_birds.data.sources import SPLITS, load_source
 from keras_birds.errors import UserError
@@ -154,7 +155,7 @@ def audit(data: str, out=None, exclude_also=(), jobs=None, progress=True, log=pr
     root = Path(os.path.abspath(os.path.commonpath([os.path.abspath(index[s].paths[0]) for s in SPLITS])))
     out = Path(out) if out else default_out_dir(data)
     _check_out(out, root)
-    jobs = max(1, int(jobs or _usable_cpus()))
+    jobs = max(1, int(jobs or usable_cores()))
     species_of, records, timing = {}, {}, {"audited_images": 0, "audit_seconds": 0.0, "cached_splits": []}
     for split in SPLITS:
         idx = index[split]
@@ -283,10 +284,6 @@ def decide_exclusions(findings: list, exclude_also, root: Path) -> dict:
         elif f.issue in exclude_also:
             add(f.file, f"{f.issue}: score {f.score:.3f}" + (f" ({f.detail})" if f.detail else ""))
     return dict(sorted(out.items()))
-
-
-def _usable_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _split_of(path: str, root: Path) -> str:
