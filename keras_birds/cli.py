@@ -236,9 +236,13 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 @click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
 @click.option("--exclude", help="File of image paths to leave out of the gate and the calibration "
                                 "[default: the run's own exclude list]; '' or none for none.")
+@click.option("--int8-float-convs", type=int, default=0, show_default=True,
+              help="int8 keeps its ops up to this convolution in float32, e.g. 2: the input scaling, stem and "
+                   "first depthwise convolution (the largest quantisation error; ~2 KB); 0: every op int8.")
 @click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
-def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, data, exclude, no_verify, latency_runs):
+def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, int8_float_convs, data, exclude,
+            no_verify, latency_runs):
     """Export RUN_DIR's model for phones: .tflite (fp32/fp16/dynamic/int8) and .onnx, verified.
 
     Each file takes a fixed 1xSxSx3 image of raw RGB pixels 0-255 (uint8 for int8), does its own
@@ -265,7 +269,8 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
         raise UserError("--quantize applies to .tflite files; add --tflite (the .onnx file is always float32)")
     result = export(run_dir, onnx=want_onnx or both, tflite=want_tflite or both, quantize=modes, out=out,
                     calibration_images=calibration_images, verify=not no_verify, data=data, exclude=exclude,
-                    latency_runs=latency_runs, log=lambda msg: click.echo(msg, err=True))
+                    latency_runs=latency_runs, log=lambda msg: click.echo(msg, err=True),
+                    int8_float_convs=int8_float_convs)
     click.echo(format_summary(result))
     if not result.passed:
         click.echo("error: export verification failed; the failing files are kept as *.unverified.*", err=True)

@@ -55,7 +55,8 @@ class _Inputs:
 
 def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
            calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
-           exclude: str | None = None, latency_runs: int = DEFAULT_LATENCY_RUNS, log=_log) -> ExportResult:
+           exclude: str | None = None, latency_runs: int = DEFAULT_LATENCY_RUNS, log=_log,
+           int8_float_convs: int | None = None) -> ExportResult:
     """Convert, verify and time every file in a pending folder, then commit: each file gets its
     final (or `*.unverified.*`) name only after its own verdict, and export.json is written last.
 
@@ -63,7 +64,12 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
     checked before any conversion, and a failure or a kill at any point leaves the files and
     export.json of an earlier export as they were. data/exclude: as RunContext.split_index.
     """
+    from keras_birds.export.tflite import DEFAULT_INT8_FLOAT_CONVS
+
     quantize = _checked_quantize(onnx, tflite, quantize, calibration_images)
+    int8_float_convs = DEFAULT_INT8_FLOAT_CONVS if int8_float_convs is None else int(int8_float_convs)
+    if int8_float_convs < 0:
+        raise UserError(f"--int8-float-convs must be >= 0 (0: every op int8), got {int8_float_convs}")
     run = _open_run(run_path)
     inputs = _load_inputs(run, data or None, exclude, verify, quantize, calibration_images, log)
     out_dir = Path(out) if out else run.path / "export"
@@ -71,7 +77,8 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
     pending = _pending_dir(out_dir)
     try:
         started = time.time()
-        files = _convert(run, pending, onnx, quantize, inputs.calibration_images, out_dir / "tflite_convert.log", log)
+        files = _convert(run, pending, onnx, quantize, inputs.calibration_images, out_dir / "tflite_convert.log", log,
+                         int8_float_convs)
         inputs.calibration_images = None  # up to 300 decoded images: not needed from here on
         report = _verify_measure_report(run, files, inputs.valid, latency_runs, log)
         report.update(data=inputs.data, calibration=inputs.calibration, seconds=round(time.time() - started, 1))
@@ -176,7 +183,7 @@ def _sha256(path) -> str:
 
 # -- convert -------------------------------------------------------------------------------------
 def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_images, failure_log: Path,
-             log) -> dict:
+             log, int8_float_convs: int) -> dict:
     """{label: (path in `pending`, quantize)} of the converted files."""
     from keras_birds.export import onnx as onnx_export
     from keras_birds.export import tflite as tflite_export
@@ -202,7 +209,7 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
         written = tflite_export.export_tflite(
             model_name=recipe.model, weights=weights, n_classes=len(classes), options=classifier_options(recipe),
             class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
-            description=description, keep_log=failure_log)
+            description=description, keep_log=failure_log, int8_float_convs=int8_float_convs)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
     return files
 
@@ -253,11 +260,18 @@ def _measure(keras_runner, files: dict, images, runs: int) -> tuple:
     when runs is 0."""
     if runs <= 0:
         return {}, {}
+    from keras_birds.inference.latency import interleaved_latency
+    from keras_birds.inference.runners import TFLiteRunner
+
     keras_timing, timings = _latency(keras_runner, images, runs), {}
     for label, (path, _) in files.items():
         runner = open_runner(path)
         timings[label] = {**_latency(runner, images, runs), "device": runner.device}
         del runner  # one runtime at a time
+    # One thread, as many phone apps run; the .tflite files in turns, so their ratios are fair.
+    single = {label: TFLiteRunner(path, threads=1).predict for label, (path, _) in files.items() if label != "onnx"}
+    for label, ms in interleaved_latency(single, images, runs=runs).items():
+        timings[label]["latency_ms_b1_1thread_median"] = ms
     return keras_timing, timings
 
 
@@ -296,6 +310,7 @@ def _file_entry(label: str, path, q: str, io: dict, result, timing: dict | None,
         entry["normalization"] = (meta["inputs"][0].get("normalization") if meta else None)
         if q == "int8":
             entry["per_channel_weights"] = tflite_export.per_channel_weights(path)
+            entry["float_ops"] = tflite_export.float_ops(path)
     else:
         entry["labels_inside"] = "metadata_props['labels']"
     if timing:
@@ -343,11 +358,23 @@ def format_summary(result: ExportResult) -> str:
                      f"{_ms(f.get('latency_ms_b1_median')):>7s}  {verdict}")
     lines.append("drop, bound: top-1 points lost vs Keras and its one-sided 95% lower bound; lost/won: images "
                  "the file gets wrong/right where Keras does not (gate rule: README, export/verify.py)")
+    lines += _int8_speedup(r["files"])
     for f in r["files"]:
         if f["verified"] is False:
             lines.append(f"  {f['file']}: " + "; ".join(f["gate"]["problems"]))
     lines.append(f"wrote {result.out_dir / 'export.json'}")
     return "\n".join(lines)
+
+
+def _int8_speedup(files: list) -> list:
+    """One line: how much faster the int8 file runs than the fp32 one, with all threads and with one."""
+    by_q = {f["quantize"]: f for f in files if f["format"] == "tflite"}
+    fp32, int8 = by_q.get("none"), by_q.get("int8")
+    if not (fp32 and int8 and fp32.get("latency_ms_b1_median") and int8.get("latency_ms_b1_median")):
+        return []
+    ratio = [fp32[k] / int8[k] for k in ("latency_ms_b1_median", "latency_ms_b1_1thread_median")]
+    threads = int8.get("device", "").rsplit("LiteRT ", 1)[-1]
+    return [f"int8 vs fp32 .tflite at batch 1: {ratio[0]:.2f}x faster ({threads}), {ratio[1]:.2f}x (1 thread)"]
 
 
 def _keras_top1(report):

@@ -246,13 +246,13 @@ def _captured_stderr_fd():
 class TFLiteRunner(Runner):
     kind = "tflite"
 
-    def __init__(self, path: Path, run_dir=None):
+    def __init__(self, path: Path, run_dir=None, threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
         self.path, self.run_dir = Path(path), run_dir
         buf = self.path.read_bytes()
         self.size_bytes = len(buf)
-        self.threads = usable_cores()
+        self.threads = threads or usable_cores()
         captured = []
         try:
             with _captured_stderr_fd() as captured:

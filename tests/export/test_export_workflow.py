@@ -64,6 +64,7 @@ def test_input_output_shapes_and_dtypes(exported):
     assert abs(e["input"]["quantization"]["scale"] - 1.0) < 0.01
     assert e["output"]["quantization"] == {"scale": 1 / 256, "zero_point": 0}
     assert e["per_channel_weights"] is True
+    assert e["float_ops"] == []  # every op int8 by default
     sizes = {f["file"]: f["size_bytes"] for f in exported.report["files"]}
     assert sizes["model_int8.tflite"] < 0.4 * sizes["model_fp32.tflite"]
     assert sizes["model_fp16.tflite"] < 0.6 * sizes["model_fp32.tflite"]
@@ -85,6 +86,8 @@ def test_parity_within_the_gate(exported, tiny_run):
         else:
             assert g["top1_agreement"] >= 0.995 and g["max_abs_prob_diff"] < 0.02
         assert f["latency_ms_b1_median"] > 0 and f["speedup_vs_keras"] > 0
+        if f["format"] == "tflite":  # one thread too: what a phone app often runs
+            assert f["latency_ms_b1_1thread_median"] > 0
     # the same figures by hand, through the runners: probabilities in, probabilities out
     from keras_birds.data.loader import BatchLoader
     from keras_birds.data.sources import load_source
@@ -182,3 +185,20 @@ def test_max_pooled_unit_feature_head_exports_and_matches_keras(make_tiny_run, t
         assert f["gate"]["max_abs_prob_diff"] < 0.02 and f["gate"]["keras_top1"] >= 0.5
     model = keras.saving.load_model(run.model_keras)
     assert [l.__class__.__name__ for l in model.layers[-4:-2]] == ["GlobalMaxPooling2D", "UnitNormalization"]
+
+
+def test_int8_with_a_float_stem_when_asked(tiny_run, tmp_path):
+    """--int8-float-convs 2: input scaling, stem and first depthwise convolution float, the rest int8;
+    still raw uint8 pixels in, uint8 probabilities out, and gated."""
+    result = CliRunner().invoke(main, ["export", str(tiny_run.path), "--tflite", "--quantize", "none,int8",
+                                       "--int8-float-convs", "2", "--latency-runs", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "int8 vs fp32 .tflite at batch 1:" in result.output and "(1 thread)" in result.output
+    e = next(f for f in json.loads((tmp_path / "export.json").read_text())["files"] if f["quantize"] == "int8")
+    assert e["float_ops"] == ["MUL", "ADD", "CONV_2D", "DEPTHWISE_CONV_2D"]
+    assert tflite_export.float_ops(tmp_path / "model_fp32.tflite")[:3] == ["MUL", "ADD", "CONV_2D"]
+    assert (e["input"]["dtype"], e["output"]["dtype"], e["verified"]) == ("uint8", "uint8", True)
+    assert e["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
+    bad = CliRunner().invoke(main, ["export", str(tiny_run.path), "--tflite", "--quantize", "int8",
+                                    "--int8-float-convs", "-1", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--int8-float-convs must be >= 0" in bad.output
