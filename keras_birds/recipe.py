@@ -95,6 +95,13 @@ class Recipe:
     # Training compute dtype: "auto" (bfloat16 on a GPU that supports it, else float32), "float32",
     # "bfloat16" or "float16" (mixed: variables, checkpoints and exports stay float32; fp16 loss-scaled).
     precision: str = "auto"
+    # Distillation (training/distill.py): a teacher run directory, or several comma-separated (an ensemble
+    # averaging their probabilities); "" = none. The student matches the teacher's softened outputs on the
+    # same augmented view of each image (relative: to the working dir).
+    teacher: str = ""
+    kd_temperature: float = 4.0  # > 0: softens both distributions
+    kd_alpha: float = 0.9  # [0, 1]: weight of the KD term; 1 - kd_alpha weights the label loss
+    kd_views: int = 0  # >= 0: cache the teacher's outputs on this many seeded augmented epochs, cycled; 0: online
     name: str = ""  # set from the recipe file's name
     # Written by train, not a setting: {field: value as typed} for the paths a new run made absolute.
     as_given: dict = field(default_factory=dict, hash=False)
@@ -108,13 +115,15 @@ class Recipe:
         if not _pair(self.lr, lambda v: _is_number(v) and math.isfinite(v) and v > 0):
             problems.append("lr must be two finite numbers > 0 (one-cycle peak rates of warm-up, all layers), "
                             f"e.g. 0.01,0.001; got {_shown(self.lr)}")
-        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0)):
+        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0), ("kd_views", 0)):
             _check_whole(problems, self, name, low)
         _check_whole(problems, self, "seed", 0, 2**30)
         _check_number(problems, self, "weight_decay", 0, 1)
         _check_number(problems, self, "label_smoothing", 0, 1, high_open=True)
         _check_number(problems, self, "dropout", 0, 1, high_open=True)  # 1 would drop every feature
         _check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
+        _check_number(problems, self, "kd_temperature", 0, None, low_open=True)
+        _check_number(problems, self, "kd_alpha", 0, 1)
         if not isinstance(self.cache, bool):
             problems.append(f"cache must be true or false, got {_shown(self.cache)}")
         if self.pooling not in POOLINGS:
@@ -146,8 +155,10 @@ class Recipe:
         and what they were before recorded in as_given. A new run stores this form."""
         # abspath, not resolve(): a symlinked data folder keeps its name, so exclude lists naming it still match.
         paths = {"data": self.data if not self.data.startswith("hf:") else None,
-                 "exclude": self.exclude or None, "weights": self.weights if self.local_weights else None}
-        changed = {k: os.path.abspath(v) for k, v in paths.items() if v and os.path.abspath(v) != v}
+                 "exclude": self.exclude or None, "weights": self.weights if self.local_weights else None,
+                 "teacher": self.teacher or None}
+        changed = {k: _absolute(v, several=k == "teacher") for k, v in paths.items() if v}
+        changed = {k: v for k, v in changed.items() if v != paths[k]}
         if not changed:
             return self
         return dataclasses.replace(self, **changed, as_given={**self.as_given, **{k: paths[k] for k in changed}})
@@ -162,6 +173,12 @@ class Recipe:
         d["augment"] = Augment(**d.get("augment", {}))
         d["epochs"], d["lr"] = tuple(d["epochs"]), tuple(d["lr"])
         return cls(**d)
+
+
+def _absolute(path: str, several: bool = False) -> str:
+    if several:  # a comma-separated list (teacher ensembles)
+        return ",".join(os.path.abspath(p.strip()) for p in path.split(",") if p.strip())
+    return os.path.abspath(path)
 
 
 def _is_number(v) -> bool:

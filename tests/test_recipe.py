@@ -235,7 +235,7 @@ def test_every_field_survives_the_round_trip():
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
                      tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"}, cache=True,
-                     precision="float16")
+                     precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2)
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name
@@ -258,6 +258,9 @@ OUT_OF_RANGE = {
     "workers": ([-1, 2.5], ">= 0"),
     "probe_views": ([-1, 1.5, INF], ">= 0"),
     "head_lr_mult": ([0, -1, NAN, INF], "> 0"),
+    "kd_temperature": ([0, -1, NAN, INF], "> 0"),
+    "kd_alpha": ([-0.1, 1.5, NAN], "[0, 1]"),
+    "kd_views": ([-1, 1.5, INF], ">= 0"),
     "augment.perspective": ([-0.1, 1.5, NAN], "[0, 1]"),
     "augment.rotation": ([-5, 181, INF, NAN], "[0, 180]"),
     "augment.translate": ([-0.1, 1.5, NAN], "[0, 1]"),
@@ -403,6 +406,8 @@ SHIPPED = {
                      "imagenet"),
     "effnet_lite0_fewshot": ("efficientnet_lite0", 224, (1, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0,
                              True, "imagenet"),
+    "distill_lite0": ("efficientnet_lite0", 224, (4, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0, True,
+                      "imagenet"),
     "effnet_lite1": ("efficientnet_lite1", 240, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
                      "imagenet"),
     "effnet_lite2": ("efficientnet_lite2", 260, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,

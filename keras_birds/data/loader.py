@@ -95,6 +95,13 @@ class BatchLoader(keras.utils.PyDataset):
             raise UserError(f"no readable image in split '{self.index.split}' (see the skipped files)")
         return (images if isinstance(images, np.ndarray) else np.stack(images)), np.asarray(labels)
 
+    def load_positions(self, positions):
+        """Decoded (uint8 images, int labels) of the images at `positions` of the index, bad files dropped."""
+        images, labels = self._decode(positions)
+        if not isinstance(images, np.ndarray):
+            images = np.stack(images) if images else np.zeros((0, self.image_size, self.image_size, 3), "uint8")
+        return images, np.asarray(labels, dtype="int64")
+
     def __getitem__(self, i):
         images, labels = self.load_batch(i)
         y = np.eye(self.num_classes, dtype="float32")[labels]

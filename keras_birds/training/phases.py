@@ -8,7 +8,7 @@ import keras
 
 from keras_birds.models.build import BACKBONE
 from keras_birds.recipe import Recipe
-from keras_birds.training import distributed
+from keras_birds.training import distill, distributed
 from keras_birds.training.optimizer import make_optimizer
 from keras_birds.training.schedule import Phase, one_cycle
 
@@ -28,12 +28,14 @@ def compile_phase(model, recipe: Recipe, phase: Phase, steps_per_epoch: int, n_c
     schedule = one_cycle(phase.peak_lr, phase.epochs * steps_per_epoch)
     # The head multiplier applies to the all-layers phase; in the warm-up only the head trains.
     head_mult = recipe.head_lr_mult if phase.train_backbone else 1.0
-    model.compile(
-        optimizer=make_optimizer(schedule, recipe.weight_decay, head_mult),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="top1"),
-                 keras.metrics.TopKCategoricalAccuracy(min(5, n_classes), name="top5")],
-    )
+    if recipe.teacher:  # targets are [one-hot | teacher probabilities]: training/distill.py
+        loss = distill.KDLoss(n_classes, recipe.kd_temperature, recipe.kd_alpha, recipe.label_smoothing)
+        metrics = distill.label_metrics(n_classes)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+        metrics = [keras.metrics.CategoricalAccuracy(name="top1"),
+                   keras.metrics.TopKCategoricalAccuracy(min(5, n_classes), name="top5")]
+    model.compile(optimizer=make_optimizer(schedule, recipe.weight_decay, head_mult), loss=loss, metrics=metrics)
     distributed.average_gradients(model.optimizer)  # no-op in a single process
     return schedule
 

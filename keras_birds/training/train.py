@@ -14,7 +14,7 @@ from keras_birds.errors import UserError
 from keras_birds.models.build import build_classifier, classifier_options
 from keras_birds.recipe import Recipe
 from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
-from keras_birds.training import distributed
+from keras_birds.training import distill, distributed
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
 from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
 from keras_birds.training.phases import setup_phase
@@ -76,7 +76,7 @@ def _claim_run(run: RunDir, recipe: Recipe, classes: list, resume: bool, overwri
 
 
 def _loaders(recipe: Recipe, index: dict, done: int, loader_args: dict):
-    """(train loader, this rank's valid loader)."""
+    """(train loader, this rank's valid loader); the train loader is a plain one (distillation wraps it)."""
     # Each rank augments its own images with its own draws (the same seed would repeat one rank's warps).
     augmenter = build_augmenter(recipe.augment, recipe.seed + done + 7919 * distributed.rank())
     with distributed.main_first():  # rank 0 decodes the train split's array cache; the others then reuse it
@@ -123,13 +123,19 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     done = state["epochs_done"]
     keras.utils.set_random_seed(recipe.seed + done)
     data = _load_data(recipe, run, resume)
+    if recipe.teacher and distributed.world_size() > 1:
+        raise UserError("teacher (distillation) runs in one process for now; drop --devices")
     n_classes = len(data.classes)
     model = build_classifier(recipe.model, n_classes, "none" if done else recipe.weights, **classifier_options(recipe))
+    # A teacher that does not fit the data fails here, before the run folder is claimed.
+    teachers = distill.load_teachers(recipe.teacher, data.classes) if recipe.teacher else None
     _claim_run(run, recipe, data.classes, resume, overwrite)
     skipped = SkippedFiles()
     loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
                        seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
     loaders = _loaders(recipe, data.index, done, loader_args)
+    if teachers:
+        loaders = (distill.prepare(recipe, run, loaders[0], teachers, done, log), loaders[1])
     if done:
         model.load_weights(run.epoch_weights(done))
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")

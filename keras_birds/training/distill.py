@@ -1,0 +1,220 @@
+"""Knowledge distillation: the student matches a teacher's softened probabilities on the same augmented view.
+
+A batch's target is one array, [one-hot labels | teacher probabilities] (N, 2C), so Keras' fit, our
+epoch checkpoints and resume stay as they are; the loss and the top-1/top-5 metrics split it.
+The teacher is one run directory or several (an ensemble: their probabilities averaged). With
+`kd_views` > 0 its outputs are computed once on that many seeded augmented epochs and cycled (epoch e
+replays view e mod kd_views: the same order, the same augmentation), so a run is repeatable and the
+teacher is not run every epoch; with 0 the teacher runs on every batch (online).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from keras_birds.errors import UserError
+from keras_birds.run_dir import atomic_save, atomic_write_json
+
+TEACHER_JSON = "teacher.json"
+CACHE_FILE = "teacher_outputs.npy"  # (views, images, classes) float16, in each view's batch order
+
+
+# -- teachers --------------------------------------------------------------------------------------------
+@dataclass
+class Teacher:
+    path: Path
+    runner: object  # a KerasRunner: probabilities from raw pixels
+    image_size: int
+    record: dict  # what teacher.json stores about it
+
+
+def _sha256(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_teachers(spec: str, class_names: list) -> list:
+    """The run directories of `spec` (comma-separated), each checked to know exactly `class_names`."""
+    from keras_birds.inference.context import RunContext
+    from keras_birds.inference.runners import open_runner
+
+    teachers = []
+    for raw in (p.strip() for p in spec.split(",") if p.strip()):
+        run = RunContext.existing(raw, "set teacher= to the --out folder of a finished `keras-birds train` run")
+        classes = run.class_names()
+        if classes != list(class_names):
+            missing = sorted(set(class_names) - set(classes))[:3]
+            raise UserError(f"teacher {run.path} knows {len(classes)} species and the data has {len(class_names)}"
+                            f"{' (e.g. it lacks ' + ', '.join(missing) + ')' if missing else ' in another order'}; "
+                            f"a teacher must be trained on the same species list (its classes.txt)")
+        weights = run.model_file()
+        recipe = run.recipe()
+        record = {"path": str(run.path.resolve()), "model": recipe.model, "image_size": recipe.image_size,
+                  "classes": len(classes),
+                  "classes_sha256": hashlib.sha256("\n".join(classes).encode()).hexdigest(),
+                  "weights": weights.name, "weights_sha256": _sha256(weights), "recipe": recipe.to_dict()}
+        teachers.append(Teacher(run.path, open_runner(run), recipe.image_size, record))
+    if not teachers:
+        raise UserError("teacher is empty: name one run directory or several, comma-separated")
+    return teachers
+
+
+def teacher_probs(teachers: list, pixels) -> np.ndarray:
+    """Mean teacher probabilities (N, C) float32 on a batch of pixels 0-255 (N, S, S, 3), numpy or torch,
+    resized (bilinear) to each teacher's own input size."""
+    x = keras.ops.convert_to_tensor(pixels, "float32")
+    out = None
+    for t in teachers:
+        xt = x if int(x.shape[1]) == t.image_size else keras.ops.image.resize(x, (t.image_size, t.image_size))
+        p = t.runner.predict(keras.ops.convert_to_numpy(xt)).astype("float32")
+        out = p if out is None else out + p
+    return out / len(teachers)
+
+
+# -- loss and metrics ------------------------------------------------------------------------------------
+class KDLoss(keras.losses.Loss):
+    """kd_alpha * T^2 * KL(teacher_T || student_T) + (1 - kd_alpha) * cross-entropy(labels, student).
+
+    The model outputs probabilities: log p is a logit up to a constant, so softmax(log p / T) is the
+    softened distribution (Hinton et al. 2015); T^2 keeps the KD gradients' scale as T changes.
+    """
+
+    def __init__(self, n_classes: int, temperature: float, alpha: float, label_smoothing: float = 0.0,
+                 name="kd_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.n_classes, self.temperature, self.alpha, self.label_smoothing = n_classes, temperature, alpha, label_smoothing
+
+    def call(self, y_true, y_pred):
+        ops, c, t = keras.ops, self.n_classes, self.temperature
+        labels, teacher = y_true[:, :c], y_true[:, c:]
+        if self.label_smoothing:
+            labels = labels * (1 - self.label_smoothing) + self.label_smoothing / c
+        log_student = ops.log(ops.clip(y_pred, 1e-7, 1.0))
+        ce = -ops.sum(labels * log_student, axis=-1)
+        log_s_t = ops.log_softmax(log_student / t, axis=-1)
+        log_t_t = ops.log_softmax(ops.log(ops.clip(teacher, 1e-7, 1.0)) / t, axis=-1)
+        kl = ops.sum(ops.exp(log_t_t) * (log_t_t - log_s_t), axis=-1)
+        return self.alpha * t * t * kl + (1 - self.alpha) * ce
+
+    def get_config(self):
+        return {**super().get_config(), "n_classes": self.n_classes, "temperature": self.temperature,
+                "alpha": self.alpha, "label_smoothing": self.label_smoothing}
+
+
+def label_metrics(n_classes: int) -> list:
+    """top1/top5 on the label half of the target."""
+    k = min(5, n_classes)
+
+    def top1(y_true, y_pred):
+        return keras.metrics.categorical_accuracy(y_true[:, :n_classes], y_pred)
+
+    def top5(y_true, y_pred):
+        return keras.metrics.top_k_categorical_accuracy(y_true[:, :n_classes], y_pred, k=k)
+
+    return [keras.metrics.MeanMetricWrapper(top1, name="top1"), keras.metrics.MeanMetricWrapper(top5, name="top5")]
+
+
+# -- the train loader ------------------------------------------------------------------------------------
+class DistillLoader(keras.utils.PyDataset):
+    """Batches (augmented pixels, [one-hot | teacher probabilities]) of a train BatchLoader `base`.
+
+    Epoch e shows view v = e mod views (views > 0) or v = e (online): its own seeded order and the
+    augmentation keyed (v, batch), so a cached view replays exactly the images the teacher saw.
+    """
+
+    def __init__(self, base, teachers: list, *, views: int, seed: int, first_epoch: int = 0, cache=None):
+        super().__init__(workers=base.workers, use_multiprocessing=False, max_queue_size=base.max_queue_size)
+        self.base, self.teachers, self.views, self.seed = base, teachers, views, seed
+        self.epoch = first_epoch
+        self.cache = cache  # (views, images, classes) or None: online
+        self._lock = threading.Lock()  # one teacher forward at a time across loader threads
+
+    def __len__(self):
+        return len(self.base)
+
+    def view(self, epoch=None) -> int:
+        epoch = self.epoch if epoch is None else epoch
+        return epoch % self.views if self.views else epoch
+
+    def order(self, view: int) -> np.ndarray:
+        return np.random.default_rng([self.seed, view]).permutation(len(self.base.index))
+
+    def view_batch(self, view: int, i: int):
+        """(augmented pixels, int labels, slice into the view's order) of batch i of `view`."""
+        bs = self.base.batch_size
+        images, labels = self.base.load_positions(self.order(view)[i * bs:(i + 1) * bs])
+        if not len(images):
+            raise UserError(f"no readable image in train batch {i} (see the skipped files)")
+        rows = slice(i * bs, i * bs + len(labels))
+        if self.base.augmenter is None:  # augmentation off: the plain pixels
+            return _pixels(images, self.base.as_tensors), labels, rows
+        return self.base.augmenter(images, key=(view, i)), labels, rows
+
+    def __getitem__(self, i):
+        v = self.view()
+        x, labels, rows = self.view_batch(v, i)
+        if self.cache is not None:
+            probs = np.asarray(self.cache[v, rows], dtype="float32")
+        else:
+            with self._lock:
+                probs = teacher_probs(self.teachers, x)
+        y = np.concatenate([np.eye(self.base.num_classes, dtype="float32")[labels], probs], axis=1)
+        if self.base.as_tensors:
+            import torch
+
+            return x, torch.from_numpy(y)
+        return x, y
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+def _pixels(images, as_tensor: bool):
+    if as_tensor:
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(images)).float()
+    return images.astype("float32")
+
+
+def build_cache(loader: DistillLoader, log=print) -> np.ndarray:
+    """The teachers' probabilities on every view's batches, (views, images, classes) float16."""
+    n, c = len(loader.base.index), loader.base.num_classes
+    cache = np.zeros((loader.views, n, c), "float16")
+    for v in range(loader.views):
+        log(f"teacher outputs: view {v + 1}/{loader.views} ({n} images)")
+        for i in range(len(loader)):
+            x, _, rows = loader.view_batch(v, i)
+            cache[v, rows] = teacher_probs(loader.teachers, x)
+    return cache
+
+
+def prepare(recipe, run, base_loader, teachers: list, first_epoch: int, log=print) -> DistillLoader:
+    """The distillation train loader of a run (teachers from load_teachers): teacher.json written, the
+    cached outputs built (or reused when the run dir already holds them for the same teachers and seeds)."""
+    record = {"teachers": [t.record for t in teachers], "kd_temperature": recipe.kd_temperature,
+              "kd_alpha": recipe.kd_alpha, "kd_views": recipe.kd_views, "seed": recipe.seed,
+              "cache": CACHE_FILE if recipe.kd_views else None}
+    path, cache_path = Path(run.path) / TEACHER_JSON, Path(run.path) / CACHE_FILE
+    loader = DistillLoader(base_loader, teachers, views=recipe.kd_views, seed=recipe.seed, first_epoch=first_epoch)
+    if recipe.kd_views:
+        old = json.loads(path.read_text()) if path.exists() else None
+        if old == record and cache_path.exists():
+            loader.cache = np.load(cache_path, mmap_mode="r")
+        else:
+            loader.cache = build_cache(loader, log)
+            atomic_save(cache_path, lambda p: np.save(p, loader.cache))
+    atomic_write_json(path, record)
+    names = ", ".join(f"{t.record['model']} ({t.path.name})" for t in teachers)
+    log(f"distilling from {names}: T={recipe.kd_temperature:g}, alpha={recipe.kd_alpha:g}, "
+        f"{'online teacher' if not recipe.kd_views else f'{recipe.kd_views} cached views'}")
+    return loader
