@@ -9,6 +9,8 @@ import click
 from keras_birds import __version__
 from keras_birds.cores import usable_cores
 from keras_birds.errors import UserError, brief
+from keras_birds.openset.commands import add_openset_commands
+from keras_birds.reporting.command import report as report_command
 
 
 class _Group(click.Group):
@@ -195,9 +197,12 @@ def models():
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: MODEL_DIR/eval/<model file>-<split>/].")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs after warm-up; 0 skips timing.")
 @click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip for the run's own model; off for .tflite/.onnx files, judged in one pass as an app runs them].")
+@click.option("--corruptions", metavar="all|NAME,...", help="Also score deterministic corrupted copies of the split (top-1 per corruption and severity, mean, relative drop, heat map, samples): all, or comma-separated fog, rain, low_light, overexposure, colour_cast, defocus_blur, motion_blur, gaussian_noise, jpeg (groups: blur, weather, light, noise).")
+@click.option("--severity", metavar="1-5|all", help="Corruption severities: 1 to 5, a comma-separated list, or all [default: all].")
+@click.option("--unknown", type=click.Path(file_okay=False), help="Images of species the model does not know (DIR/<SPECIES>/ or DIR/<split>/<SPECIES>/): adds known-vs-unknown AUROC and unknown rejection at 95% known kept.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the figures on stdout (all else on stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, as_json, quiet):
+def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, corruptions, severity, unknown, as_json, quiet):
     """Accuracy, size and speed of MODEL: a run directory, a .keras, .tflite or .onnx file.
 
     Top-1/top-5, macro per-class accuracy, most-confused species, calibration (ECE), parameters,
@@ -207,6 +212,7 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
     \b
       keras-birds eval runs/effnet_lite0 --split test
       keras-birds eval export/model_int8.tflite --data ../shared/data/birds-dev --json
+      keras-birds eval runs/effnet_lite0 --split valid --corruptions all --severity 3
     """
     import contextlib
     import json
@@ -218,7 +224,8 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 
     with stdout_to_stderr() if as_json else contextlib.nullcontext():
         report = evaluate(model, split=split, data=data, batch_size=batch_size, out=out, exclude=exclude,
-                          progress=not quiet, latency_runs=latency_runs, tta_flip=tta_flip)
+                          progress=not quiet, latency_runs=latency_runs, tta_flip=tta_flip, corruptions=corruptions,
+                          severity=severity, unknown=unknown)
         click.echo(terminal_table(report), err=as_json)
     if as_json:
         click.echo(json.dumps(summary(report), default=str))
@@ -343,8 +350,7 @@ def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--model", "model_path", required=True, type=click.Path(), help="A run directory, .keras, .tflite or .onnx file.")
 @click.option("--top-k", type=int, default=5, show_default=True, help="How many species to list per image.")
-@click.option("--threshold", type=float, default=0.0, show_default=True,
-              help="Answer 'unknown' when the top probability is below this (0 always names a species).")
+@click.option("--threshold", type=float, default=None, help="Answer 'unknown' when the top probability is below this; 0 always names a species [default: the rule `calibrate-unknown` stored with the model, else 0].")
 @click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip for the run's own model; off for .tflite/.onnx files, judged in one pass as an app runs them].")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (results and errors) on stdout.")
@@ -352,9 +358,9 @@ def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
 def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json, quiet):
     """Name the species in IMAGES (files or folders, walked recursively) with MODEL.
 
-    Prints each image's species and probability, and the top-k. Below --threshold the answer is
-    "unknown". Unreadable or missing files are reported on stderr (and under "errors" with --json)
-    while the rest are predicted; the exit code is then 1.
+    Prints each image's species and probability, and the top-k. Below --threshold (default: the rule
+    `calibrate-unknown` stored with the model) the answer is "unknown". Unreadable or missing files are
+    reported on stderr (and under "errors" with --json) while the rest are predicted; the exit code is then 1.
 
     \b
       keras-birds predict photo.jpg --model runs/effnet_lite0
@@ -383,6 +389,9 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
     if preds.errors:
         sys.exit(1)
 
+
+add_openset_commands(main, before=_import_tensorflow_quietly)  # add-species, calibrate-unknown: openset/commands.py
+main.add_command(report_command)  # report: reporting/command.py (reads files; no TensorFlow)
 
 if __name__ == "__main__":
     main()

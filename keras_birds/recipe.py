@@ -24,6 +24,9 @@ RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
 
 
 HEAD_INITS = ("random", "class_mean", "probe")
+# Augment's photo-corruption fields: the names of keras_birds.data.corruptions.CORRUPTIONS, in its order.
+CORRUPTION_FIELDS = ("fog", "rain", "low_light", "overexposure", "colour_cast", "defocus_blur", "motion_blur",
+                     "gaussian_noise", "jpeg")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -38,6 +41,17 @@ class Augment:
     translate: float = 0.1  # fraction of the image, +-, [0, 1]
     zoom: float = 0.1  # fraction, +-, [0, 1) (zooming in by 100% would leave no image)
     shear: float = 0.1  # shear factor, +-, [0, 1]
+    # Photo corruptions (data/corruptions.py), after the steps above: (strength, probability) in [0, 1], that share
+    # of images at a strength drawn in [0, strength] (1 = `eval --corruptions` severity 5); --set augment.fog=0.8,0.1
+    fog: tuple = (0.0, 0.0)  # fog/haze: an uneven bright veil
+    rain: tuple = (0.0, 0.0)  # rain streaks over a darker scene
+    low_light: tuple = (0.0, 0.0)  # under-exposed, with shot and read noise
+    overexposure: tuple = (0.0, 0.0)  # over-exposure and backlight glare, highlights blown
+    colour_cast: tuple = (0.0, 0.0)  # a wrong white balance
+    defocus_blur: tuple = (0.0, 0.0)  # a disc-shaped lens blur
+    motion_blur: tuple = (0.0, 0.0)  # camera shake
+    gaussian_noise: tuple = (0.0, 0.0)  # per-pixel noise
+    jpeg: tuple = (0.0, 0.0)  # JPEG re-compression, quality 60 down to 7
 
     def __post_init__(self):
         # The ranges the Keras layers accept (build_augmenter), checked here so a bad value is one line.
@@ -46,6 +60,12 @@ class Augment:
                                             ("translate", 1, False, ""), ("zoom", 1, True, ""),
                                             ("shear", 1, False, "")):
             _check_number(problems, self, name, 0, high, high_open=high_open, unit=unit, prefix="augment.")
+        for name, v in ((n, getattr(self, n)) for n in CORRUPTION_FIELDS):
+            if _pair(v, lambda x: _is_number(x) and 0 <= x <= 1):  # NaN fails the comparison
+                object.__setattr__(self, name, tuple(float(x) for x in v))  # JSON gives a list
+            else:
+                problems.append(f"augment.{name} must be two numbers in [0, 1] (strength, probability), e.g. 0.8,0.1; "
+                                f"got {_shown(v)}")
         if problems:
             raise UserError("; ".join(problems))
 

@@ -34,9 +34,9 @@ def test_predict_threshold_default_is_stated_as_it_is():
     from keras_birds.cli import predict
 
     default = next(p.default for p in predict.params if p.name == "threshold")
-    assert default == 0.0
+    assert default is None  # issue 16: the rule calibrate-unknown stored with the model, else 0
     paragraph = next(p for p in PARAGRAPHS if "--threshold P] [--json]` prints" in p)
-    assert "default threshold is 0" in paragraph and "never names" not in paragraph
+    assert "calibrate-unknown" in paragraph and "otherwise 0" in paragraph and "never names" not in paragraph
 
 
 def test_setup_installs_as_ci_does_then_trains_the_few_shot_recipe_on_the_bundled_data():

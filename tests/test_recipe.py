@@ -8,7 +8,8 @@ import pytest
 
 from keras_birds.errors import UserError
 from keras_birds.models.registry import MODELS
-from keras_birds.recipe import DEFAULT_DATA, Augment, Recipe, apply_overrides, extends, load_recipe
+from keras_birds.data.augment import STEPS
+from keras_birds.recipe import CORRUPTION_FIELDS, DEFAULT_DATA, Augment, Recipe, apply_overrides, extends, load_recipe
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.py"))
 
@@ -266,6 +267,8 @@ OUT_OF_RANGE = {
     "augment.translate": ([-0.1, 1.5, NAN], "[0, 1]"),
     "augment.zoom": ([-0.1, 1.0, NAN], "[0, 1)"),
     "augment.shear": ([-0.1, 1.5, INF], "[0, 1]"),
+    # photo corruptions: (strength, probability), each in [0, 1]
+    **{f"augment.{name}": ([(1.5, 0.1), (0.5, -0.1), (NAN, 0.5)], "[0, 1]") for name in CORRUPTION_FIELDS},
 }
 
 
@@ -408,6 +411,8 @@ SHIPPED = {
                              True, "imagenet"),
     "distill_lite0": ("efficientnet_lite0", 224, (4, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0, True,
                       "imagenet"),
+    "effnet_lite0_robust": ("efficientnet_lite0", 224, (2, 10), (0.01, 0.0001), "probe", "avg", False, True, 10.0, True,
+                            "imagenet"),
     "effnet_lite1": ("efficientnet_lite1", 240, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
                      "imagenet"),
     "effnet_lite2": ("efficientnet_lite2", 260, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
@@ -429,8 +434,10 @@ def test_shipped_recipes_keep_their_values():
         got = (r.model, r.image_size, r.epochs, r.lr, r.head_init, r.pooling, r.l2_features, r.freeze_bn,
                r.head_lr_mult, r.tta_flip, r.weights)
         assert got == SHIPPED[path.stem], path.name
-        # the rest as the study's defaults
-        assert (r.batch_size, r.dropout, r.probe_views, r.data, r.augment) == (32, 0.2, 2, DEFAULT_DATA, Augment())
+        # the rest as the study's defaults (the robust recipe adds photo corruptions seen by more probe views)
+        robust = path.stem == "effnet_lite0_robust"
+        assert (r.batch_size, r.dropout, r.probe_views, r.data) == (32, 0.2, 4 if robust else 2, DEFAULT_DATA)
+        assert (r.augment == Augment()) != robust and all(getattr(r.augment, s) == getattr(Augment(), s) for s in STEPS)
 
 
 def test_no_shipped_recipe_names_itself_or_loads_its_base_by_hand():

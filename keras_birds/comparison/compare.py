@@ -14,6 +14,7 @@ from keras_birds.comparison.plot import plot_pareto
 from keras_birds.comparison.table import new_row, recommend, to_csv, to_markdown
 from keras_birds.console import log as _log
 from keras_birds.errors import UserError
+from keras_birds.evaluation.robustness import stored as stored_robustness
 from keras_birds.inference.context import RunContext
 from keras_birds.run_dir import RunDir, atomic_write_json, atomic_write_text
 
@@ -59,8 +60,11 @@ def _format_of(path: Path, tta_flip: bool = False) -> str:
 
 
 def _row_from_report(report: dict, **extra) -> dict:
-    """A row of eval's figures; `extra` adds columns or overrides them (size_mb of a Keras row)."""
+    """A row of eval's figures; `extra` adds columns or overrides them (size_mb of a Keras row). The mean
+    corrupted top-1 is the one an earlier `eval --corruptions` of this model, split and data left."""
+    robust = stored_robustness(report)
     values = dict(top1=report["top1"], top5=report["top5"], latency_ms=report["latency_ms_b1_median"],
+                  corruption_top1=robust["mean_corruption_top1"] if robust else None,
                   throughput_img_s=report["throughput_img_s"], device=report["device"],
                   params=report["params"], size_mb=report["size_mb"], source=report["model_file"])
     return new_row(**{**values, **extra})
@@ -109,7 +113,10 @@ def compare(run_paths, *, split="test", exported=False, out=None, data=None, lat
                                    "float32 weights MB = parameters x 4 bytes; exported int8 MB = the "
                                    "run's export/model_int8.tflite file (model_int8.unverified.tflite if it "
                                    "failed the export gate)",
-                                   "valid top-1 = the run's best epoch (summary.json), the epoch it keeps"])
+                                   "valid top-1 = the run's best epoch (summary.json), the epoch it keeps",
+                                   "mean corrupted top-1 (when shown) = from an earlier `keras-birds eval MODEL "
+                                   "--corruptions ...` of the same file, split and data (its robustness.json): "
+                                   "the mean over the corruptions and severities it scored"])
 
 
 def write_comparison(rows: list, out_dir, split: str | None, notes=(), title="Comparison") -> Comparison:

@@ -19,10 +19,12 @@ COLUMNS = (
     ("valid_top1", "valid top-1 (best epoch)", "pct"),
     ("top1", "top-1", "pct"),
     ("top5", "top-5", "pct"),
+    ("corruption_top1", "mean corrupted top-1", "pct"),  # `eval --corruptions`; shown when a row has it
     ("latency_ms", "latency batch 1, median ms", "{:.2f}"),
     ("throughput_img_s", "throughput img/s", "{:.1f}"),
     ("device", "device", "{}"),
 )
+OPTIONAL = ("corruption_top1",)  # columns left out when no row has the figure
 TOLERANCE_POINTS = 0.5  # the study: within half a point of the best, prefer the smaller, faster model
 
 
@@ -82,11 +84,16 @@ def _cell(value, fmt: str) -> str:
     return fmt.format(value)
 
 
+def _columns(rows: list) -> list:
+    return [c for c in COLUMNS if c[0] not in OPTIONAL or any(r.get(c[0]) is not None for r in rows)]
+
+
 def to_markdown(rows: list, split: str | None = None, title: str = "Comparison", notes=()) -> str:
-    headers = [h if k not in ("top1", "top5") or not split else f"{split} {h}" for k, h, _ in COLUMNS]
+    columns = _columns(rows)
+    headers = [h if k not in ("top1", "top5", "corruption_top1") or not split else f"{split} {h}" for k, h, _ in columns]
     lines = [f"# {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for r in rows:
-        lines.append("| " + " | ".join(_cell(r.get(k), fmt) for k, _, fmt in COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(r.get(k), fmt) for k, _, fmt in columns) + " |")
     rec = recommend(rows)
     lines.append("")
     lines.append(f"**Recommended:** {rec['why']}" if rec else
@@ -97,7 +104,7 @@ def to_markdown(rows: list, split: str | None = None, title: str = "Comparison",
 
 def to_csv(rows: list) -> str:
     buf = io.StringIO()
-    keys = [k for k, _, _ in COLUMNS] + ["size_mb", "source"]
+    keys = [k for k, _, _ in _columns(rows)] + ["size_mb", "source"]
     writer = csv.DictWriter(buf, fieldnames=keys, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in rows:

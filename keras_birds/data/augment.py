@@ -2,7 +2,8 @@
 
 On the torch backend: batched torch ops on the training device (TorchAugmenter). On other backends:
 Keras core layers (Augmenter). Both take uint8 (or float) pixel batches (N, H, W, 3) and return float32
-pixels 0-255; the parameters mean the same in both (those of the Keras layers).
+pixels 0-255; the parameters mean the same in both (those of the Keras layers). The recipe's photo
+corruptions (data/corruptions.py: fog, rain, blur, low light, JPEG...) follow, as torch ops in both.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import threading
 import keras
 import numpy as np
 
+from keras_birds.data import corruptions
 from keras_birds.recipe import Augment
 
 STEPS = ("flip", "perspective", "rotation", "translate", "zoom", "shear")  # the order they apply in
@@ -37,6 +39,7 @@ class TorchAugmenter:
 
         self.aug, self.seed = aug, seed
         self.steps = tuple(s for s in STEPS if getattr(aug, s))
+        self.corrupt = corruption_steps(aug)
         # Resolved here, in the thread that builds the model: Keras keeps its device setting per thread.
         self.device = torch.device(device or get_device())
         self._calls = itertools.count()
@@ -48,9 +51,13 @@ class TorchAugmenter:
         key = (next(self._calls),) if key is None else key if isinstance(key, tuple) else (key,)
         x = torch.as_tensor(images).to(self.device, non_blocking=True)
         n, h, w = (int(d) for d in x.shape[:3])
-        affine, homography = self.transforms(n, h, w, torch.Generator().manual_seed(_mix(self.seed, key)))
+        gen = torch.Generator().manual_seed(_mix(self.seed, key))
+        affine, homography = self.transforms(n, h, w, gen)
         with torch.no_grad():
-            out = _warp(x.permute(0, 3, 1, 2).float(), affine, homography)
+            out = x.permute(0, 3, 1, 2).float()
+            if self.steps:  # all off: no resampling (corruptions only)
+                out = _warp(out, affine, homography).clamp_(0, 255)
+            out = corrupt_batch(out, self.corrupt, gen)  # after the geometry draws: those stay as they were
         # An NHWC view of NCHW memory: Keras' torch convolutions permute it back to NCHW for free.
         return out.clamp_(0, 255).permute(0, 2, 3, 1)
 
@@ -147,6 +154,26 @@ def _warp(x, affine, homography):
     return out
 
 
+def corruption_steps(aug: Augment) -> tuple:
+    """(name, strength, probability) of each photo corruption the recipe turns on, in the order they apply."""
+    return tuple((n, *getattr(aug, n)) for n in corruptions.CORRUPTIONS if min(getattr(aug, n)) > 0)
+
+
+def corrupt_batch(x, steps, gen):
+    """x (N, 3, H, W) float 0-255: each corruption on a `probability` share of the images, at a strength
+    drawn uniformly in (0, strength]; the draws come from the CPU generator `gen`."""
+    import torch
+
+    x = x.clone() if steps else x  # the caller's pixels (a float input shares memory) stay as they were
+    for name, strength, probability in steps:
+        chosen = torch.rand(len(x), generator=gen) < probability
+        level = (1 - torch.rand(len(x), generator=gen)) * strength
+        if chosen.any():
+            idx = chosen.nonzero().flatten().to(x.device)
+            x[idx] = corruptions.apply(x[idx], name, level[chosen], gen)
+    return x
+
+
 def _mix(seed, key) -> int:
     """One 63-bit torch seed from the recipe seed and a batch key (e.g. (epoch, batch index))."""
     words = [int(v) & 0xFFFFFFFFFFFFFFFF for v in (seed, *key)]
@@ -158,10 +185,11 @@ class Augmenter:
     tensorflow backends' path. The layers run inside a tf.function, their documented tf.data-safe path.
     """
 
-    def __init__(self, layers):
+    def __init__(self, layers, corrupt=(), seed=0):
         import tensorflow as tf  # installed with keras-hub
 
-        self.layers = layers
+        self.layers, self.corrupt, self.seed = layers, corrupt, seed
+        self._calls = itertools.count()
         self._tf = tf
         self._fns = {}  # (H, W, C) -> traced function
         self._lock = threading.Lock()  # loader threads call this at once: one function per shape
@@ -181,10 +209,19 @@ class Augmenter:
             return self._fns[shape]
 
     def __call__(self, x, key=None) -> np.ndarray:
-        """key is accepted for TorchAugmenter's interface; the layers draw from their own seed streams."""
+        """The layers draw from their own seed streams; key seeds the corruptions (torch on CPU), as in
+        TorchAugmenter."""
+        import torch
+
         x = np.asarray(x, dtype=np.float32)
-        out = self._fn(tuple(x.shape[1:]))(self._tf.convert_to_tensor(x)).numpy()
-        return np.clip(out, 0, 255)
+        out = np.clip(self._fn(tuple(x.shape[1:]))(self._tf.convert_to_tensor(x)).numpy(), 0, 255)
+        if not self.corrupt:
+            return out
+        key = (next(self._calls),) if key is None else key if isinstance(key, tuple) else (key,)
+        gen = torch.Generator().manual_seed(_mix(self.seed, key))
+        with torch.no_grad():
+            out = corrupt_batch(torch.from_numpy(out).permute(0, 3, 1, 2), self.corrupt, gen)
+        return out.clamp_(0, 255).permute(0, 2, 3, 1).numpy()
 
 
 class _FirstTraceFilter:
@@ -226,8 +263,8 @@ def keras_layers(aug: Augment, seed: int = 0):
 def build_augmenter(aug: Augment, seed: int = 0, backend: str | None = None):
     """An augmenter over pixel batches, or None when every step is off: TorchAugmenter on the torch
     backend, the Keras layers (Augmenter) on the others."""
-    if not any(getattr(aug, s) for s in STEPS):
+    if not any(getattr(aug, s) for s in STEPS) and not corruption_steps(aug):
         return None
     if (backend or keras.backend.backend()) == "torch":
         return TorchAugmenter(aug, seed)
-    return Augmenter(keras_layers(aug, seed))
+    return Augmenter(keras_layers(aug, seed), corruption_steps(aug), seed)

@@ -15,14 +15,18 @@ from pathlib import Path
 import numpy as np
 
 from keras_birds.console import log as _log
+from keras_birds.data.corruptions import parse_names, parse_severities
 from keras_birds.data.loader import BatchLoader
 from keras_birds.errors import UserError
 from keras_birds.evaluation import metrics
 from keras_birds.evaluation.report import write_report
+from keras_birds.evaluation.robustness import evaluate_corruptions
 from keras_birds.inference.context import DataSplit, load_split
 from keras_birds.inference.latency import measure_latency
 from keras_birds.inference.model import OpenedModel, in_run, open_model
 from keras_birds.inference.runners import Runner
+from keras_birds.openset.calibrate import open_set_figures
+from keras_birds.openset.unknown_images import unknown_index
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 # Species the study singled out: always called out in the report when the split has them.
@@ -143,7 +147,7 @@ def default_out_dir(runner: Runner, split: str) -> Path:
 
 
 def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclude=None, progress=True,
-             latency_runs=50, tta_flip=None) -> dict:
+             latency_runs=50, tta_flip=None, corruptions=None, severity=None, unknown=None) -> dict:
     """Evaluate a run directory (or its RunContext), .keras, .tflite or .onnx file on one split of a data set.
 
     data: defaults to the run's recipe.json `data` (and its exclude list); required for a bare
@@ -152,16 +156,25 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     latency_runs: timed batch-1 runs (0 skips latency and throughput).
     tta_flip: average each image with its mirror image; default: the run recipe's tta_flip for the run's
     own Keras model (so its figures are reproduced), off for exported files. Latency then times both passes.
+    corruptions: "all" or names (keras_birds.data.corruptions) to also score corrupted copies of the split
+    at `severity` ("all" by default; see evaluation/robustness.py); the report gains "robustness".
+    unknown: a folder of images of species the model does not know (openset/unknown_images.py); the
+    report gains "open_set": AUROC and rejection rate of known vs unknown, per score.
     """
     if split not in SPLIT_ALIASES:
         raise UserError(f"unknown split '{split}' (expected train, valid or test)")
     split = SPLIT_ALIASES[split]
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
+    if severity is not None and not corruptions:
+        raise UserError("--severity applies to --corruptions: pass --corruptions all (or names) too")
+    names = parse_names(corruptions) if corruptions else ()
+    severities = parse_severities(severity or "all") if names else ()
     model = open_model(model_path, tta_flip)
     runner = model.runner
     chosen = _load_data(model, split, data, exclude)
     class_names, data_to_model, absent = _match_classes(runner, chosen.index)
+    unknown_images = unknown_index(unknown, split, class_names) if unknown else None  # a bad folder fails now
     if absent:
         _log(f"note: {len(absent)} of the model's {len(class_names)} classes have no folder in {chosen.data} [{split}]")
     started = time.time()
@@ -176,6 +189,13 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     latency = measure_latency(model.predict, first_batch, runs=latency_runs, batch_size=batch_size)
     out_dir = Path(out) if out else default_out_dir(runner, split)
     report = _report(model, chosen, m, latency, labels, skipped, absent, eval_seconds, out_dir)
+    if names:
+        robust = evaluate_corruptions(model.predict, chosen.index, runner.image_size, data_to_model, m["top1"], names,
+                                      severities, out_dir, runner.path, chosen.data, progress)
+        report.update(robustness=robust, mean_corruption_top1=robust["mean_corruption_top1"],
+                      corruption_relative_drop=robust["relative_drop"])
+    if unknown_images is not None:
+        report["open_set"] = open_set_figures(model, chosen.index, unknown_images, unknown, batch_size)
     write_report(report, out_dir)
     return report
 

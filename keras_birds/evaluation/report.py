@@ -5,6 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_birds.evaluation.robustness import markdown_section as robustness_section
+from keras_birds.openset.report import markdown_section as open_set_section
+from keras_birds.openset.report import terminal_rows as open_set_rows
 from keras_birds.run_dir import atomic_save, atomic_write_json, atomic_write_text
 
 # The flat figures --json prints and report.json starts with.
@@ -12,7 +15,7 @@ SUMMARY_KEYS = (
     "model", "kind", "split", "data", "n_images", "n_classes", "classes_in_split", "top1", "top5",
     "macro_top1", "ece", "params", "size_mb", "latency_ms_b1_median", "latency_ms_b1_p90",
     "throughput_img_s", "device", "image_size", "tta_flip", "labels_from", "n_skipped", "excluded_files",
-    "eval_seconds", "report_dir",
+    "eval_seconds", "report_dir", "mean_corruption_top1", "corruption_relative_drop", "open_set",
 )
 MATRIX_MAX_CLASSES = 100  # a confusion matrix beyond this is unreadable: a top-confusions chart instead
 
@@ -49,6 +52,13 @@ def terminal_table(report: dict) -> str:
          f"{r['throughput_img_s']:.1f} img/s (batch {r['latency']['throughput_batch_size']})"),
         ("device", r["device"] + (" (flip TTA: 2 passes per image)" if r.get("tta_flip") else "")),
     ]
+    if r.get("robustness"):
+        rob = r["robustness"]
+        rows.insert(3, ("corrupted top-1", f"{_pct(rob['mean_corruption_top1'])} mean of {len(rob['corruptions'])} "
+                                           f"corruptions x {len(rob['severities'])} severities, relative drop "
+                                           f"{_pct(rob['relative_drop'])}"))
+    if r.get("open_set"):
+        rows += open_set_rows(r["open_set"])
     for c in r.get("called_out", []):
         rows.append((c["class"], f"{c['correct']}/{c['n']} correct; {c['note']}"))
     rows.append(("report", str(Path(r["report_dir"]) / "report.md")))
@@ -150,6 +160,10 @@ def markdown(report: dict, plots: dict) -> str:
         ("flip test-time augmentation", "yes: each image averaged with its mirror (latency: both passes)"
          if r.get("tta_flip") else "no"),
     ]), ""]
+    if r.get("robustness"):
+        out += robustness_section(r["robustness"])
+    if r.get("open_set"):
+        out += open_set_section(r["open_set"])
     if r.get("called_out"):
         out += ["## Species the study singled out", "",
                 _md_table(["species", "images", "correct", "top-1", "note"],
@@ -191,7 +205,7 @@ def write_report(report: dict, out_dir) -> dict:
     plots["reliability diagram"] = out_dir / "reliability.png"
     plot_reliability(report["calibration"], plots["reliability diagram"])
     files = {"report_json": str(out_dir / "report.json"), "report_md": str(out_dir / "report.md"),
-             "plots": [str(p) for p in plots.values()]}
+             "plots": [str(p) for p in plots.values()] + list(report.get("robustness", {}).get("plots", {}).values())}
     report["files"] = files
     data = dict(report)
     if len(names) > MATRIX_MAX_CLASSES:

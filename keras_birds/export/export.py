@@ -26,7 +26,9 @@ from keras_birds.console import log as _log
 from keras_birds.errors import UserError
 from keras_birds.inference.context import RunContext
 from keras_birds.inference.runners import build_with_weights, open_runner
-from keras_birds.run_dir import atomic_write_json, atomic_write_text, process_alive
+from keras_birds.export.metadata import add_packed_file
+from keras_birds.openset.rule import ONNX_KEY, UNKNOWN_JSON, run_rule_text
+from keras_birds.run_dir import atomic_write_bytes, atomic_write_json, atomic_write_text, process_alive
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
@@ -190,6 +192,7 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
     from keras_birds.models.build import classifier_options
 
     recipe, classes, weights = run.recipe(), run.class_names(), run.model_file()
+    unknown = run_rule_text(run.path)  # calibrate-unknown's rule travels next to the labels
     files = {}
     if onnx:
         log(f"exporting ONNX from {weights} ...")
@@ -197,7 +200,8 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
         path = onnx_export.export_onnx(model, pending / "model.onnx", image_size=recipe.image_size,
                                        class_names=classes,
                                        metadata={"model": recipe.model, "run": run.path.name,
-                                                 "keras_birds_version": __version__})
+                                                 "keras_birds_version": __version__,
+                                                 **({ONNX_KEY: unknown} if unknown else {})})
         files["onnx"] = (path, "none")
         del model
     if quantize:
@@ -211,6 +215,8 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
             class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
             description=description, keep_log=failure_log, int8_float_convs=int8_float_convs)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
+        for path in written.values() if unknown else ():
+            atomic_write_bytes(path, add_packed_file(path.read_bytes(), UNKNOWN_JSON, unknown.encode("utf-8")))
     return files
 
 

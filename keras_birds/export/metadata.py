@@ -185,6 +185,19 @@ def populate(model_bytes: bytes, metadata: bytes, associated_files: dict) -> byt
     return out.getvalue()
 
 
+def add_packed_file(tflite_bytes: bytes, name: str, data: bytes) -> bytes:
+    """The .tflite with one more file packed beside its associated files (e.g. the unknown-species rule
+    next to labels.txt); its TFLITE_METADATA and the other files stay as they were."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(tflite_bytes, 0)
+    raw = next((model.Buffers(model.Metadata(i).Buffer()).DataAsNumpy().tobytes() for i in range(model.MetadataLength())
+                if model.Metadata(i).Name() and model.Metadata(i).Name().decode() == METADATA_NAME), None)
+    if raw is None:
+        raise ValueError(f"the model has no {METADATA_NAME} to pack {name} beside")
+    return populate(tflite_bytes, raw, {**associated_files(tflite_bytes), name: data})
+
+
 # -- reading (tests, export.json, the check tool) ---------------------------------------------------
 def _field(tab: Table, slot: int):
     o = tab.Offset(4 + 2 * slot)

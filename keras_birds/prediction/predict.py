@@ -2,8 +2,9 @@
 
 The model is anything `inference.open_model` takes (a run directory, .keras, .tflite, .onnx), so a photo gets
 the same answer from the Keras run and from the file shipped in the app. Below `threshold` the
-answer is "unknown": the app must not name a species it is unsure of. An unreadable file is
-reported in `errors` and the rest go on.
+answer is "unknown": the app must not name a species it is unsure of. Without one, the model's stored
+rule applies (`calibrate-unknown`: its exported file's metadata, else RUN/unknown.json; openset/rule.py).
+An unreadable file is reported in `errors` and the rest go on.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import numpy as np
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import IMAGE_SUFFIXES
 from keras_birds.errors import UserError
+from keras_birds.openset.rule import UnknownRule, stored_rule
 
 UNKNOWN = "unknown"
 
@@ -28,10 +30,11 @@ class Predictions:
     tta_flip: bool
     results: list = field(default_factory=list)  # {"path", "species", "probability", "top_k": [...]}
     errors: list = field(default_factory=list)  # {"path", "error"}
+    unknown_rule: dict = field(default_factory=dict)  # {"score", "threshold", "from"}
 
     def as_dict(self) -> dict:
         return {"model": self.model, "kind": self.kind, "threshold": self.threshold, "tta_flip": self.tta_flip,
-                "results": self.results, "errors": self.errors}
+                "unknown_rule": self.unknown_rule, "results": self.results, "errors": self.errors}
 
 
 def collect_images(inputs) -> tuple[list, list]:
@@ -54,7 +57,14 @@ def collect_images(inputs) -> tuple[list, list]:
     return files, errors
 
 
-def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size: int = 32, tta_flip=None,
+def _unknown_rule(threshold, runner) -> UnknownRule:
+    """--threshold on the top probability if given, else the model's stored rule, else none (0)."""
+    if threshold is not None:
+        return UnknownRule("max_probability", float(threshold), "--threshold")
+    return stored_rule(runner) or UnknownRule("max_probability", 0.0, "no stored rule")
+
+
+def predict(inputs, model, *, top_k: int = 5, threshold: float | None = None, batch_size: int = 32, tta_flip=None,
             progress: bool = True) -> Predictions:
     from tqdm.auto import tqdm
 
@@ -62,7 +72,7 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
 
     if top_k < 1:
         raise UserError(f"--top-k must be >= 1, got {top_k}")
-    if not 0.0 <= threshold <= 1.0:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
         raise UserError(f"--threshold is a probability in [0, 1], got {threshold}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
@@ -77,7 +87,9 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
                         f"order) beside it")
     size, run_model = runner.image_size, opened.predict
     k = min(top_k, len(names))
-    out = Predictions(str(runner.path), runner.kind, threshold, opened.tta_flip, errors=errors)
+    rule = _unknown_rule(threshold, runner)
+    out = Predictions(str(runner.path), runner.kind, rule.threshold, opened.tta_flip, errors=errors,
+                      unknown_rule={"score": rule.score, "threshold": rule.threshold, "from": rule.source})
     bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, disable=not progress or len(files) < 2)
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]
@@ -92,10 +104,9 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float = 0.0, batch_size
         if not batch:
             continue
         probs = run_model(np.stack(batch))
-        for path, p in zip(paths, probs):
+        for path, p, sure in zip(paths, probs, rule.accepted(probs)):
             order = np.argsort(-p, kind="stable")[:k]
             top = [{"species": names[i], "probability": round(float(p[i]), 6)} for i in order]
-            sure = top[0]["probability"] >= threshold
             out.results.append({"path": path, "species": top[0]["species"] if sure else UNKNOWN,
                                 "probability": top[0]["probability"], "top_k": top})
     bar.close()
@@ -108,8 +119,10 @@ def format_text(preds: Predictions) -> str:
     for r in preds.results:
         head = f"{r['path']}: {r['species']} ({r['probability']:.3f})"
         if r["species"] == UNKNOWN:
-            head = (f"{r['path']}: {UNKNOWN} (best guess {r['top_k'][0]['species']} at {r['probability']:.3f} "
-                    f"< threshold {preds.threshold:g})")
+            rule = preds.unknown_rule or {"score": "max_probability"}
+            below = "" if rule["score"] == "max_probability" else f"{rule['score']} "
+            head = (f"{r['path']}: {UNKNOWN} (best guess {r['top_k'][0]['species']} at {r['probability']:.3f}; "
+                    f"{below}< threshold {preds.threshold:g})")
         lines.append(head)
         if len(r["top_k"]) > 1:
             lines.extend(f"    {i}. {t['species']:<32s} {t['probability']:.3f}" for i, t in enumerate(r["top_k"], 1))

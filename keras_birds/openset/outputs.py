@@ -1,0 +1,90 @@
+"""What a model says about a set of images, for open-set scores and new head rows.
+
+    feature_views(model, index, size, tta_flip)        pooled features of the images (and of their mirror images)
+    features_and_logits(model, index, size, tta_flip)  pooled features and head logits of a Keras model
+    model_outputs(opened, index, batch_size)           {"probs"} of any runner, plus "logits" and "features"
+                                                       for a Keras model
+    class_means(model, index, size)                    mean pooled feature of each class (train images)
+
+A Keras model's probabilities are softmax(logits) of its own head (dropout is off at inference), so
+every score of one image comes from one forward pass. With flip TTA the two views' probabilities are
+averaged, as eval and predict do, and their logits and features too.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from keras_birds.data.loader import BatchLoader
+from keras_birds.inference.mirror import mirrored
+
+
+def softmax(logits) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    e = np.exp(z - z.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def head_weights(model):
+    """(kernel (D, C), bias (C,)) of the classifier's head, as float64 numpy."""
+    from keras_birds.models.build import HEAD
+
+    kernel, bias = model.get_layer(HEAD).get_weights()
+    return kernel.astype(np.float64), bias.astype(np.float64)
+
+
+def _batches(index, size: int, batch_size: int):
+    """(uint8 images, int labels) of every batch; a wholly unreadable batch is skipped, not borrowed twice."""
+    loader = BatchLoader(index, size, batch_size, workers=1)
+    for i in range(len(loader)):
+        positions = loader.order[i * batch_size:(i + 1) * batch_size]
+        images, labels = loader.load_batch(i)
+        if not all(index.paths[j] in loader.skipped.files for j in positions):
+            yield images, labels
+
+
+def feature_views(model, index, size: int, tta_flip: bool = False, batch_size: int = 32):
+    """([pooled features of each view (N, D)], labels): the plain images, and their mirror images too."""
+    from keras_birds.models.build import feature_model
+
+    features = feature_model(model)
+    views = [[], []] if tta_flip else [[]]
+    labels = []
+    for images, y in _batches(index, size, batch_size):
+        for out, batch in zip(views, [images, mirrored(images)]):
+            out.append(np.asarray(features.predict_on_batch(batch.astype("float32")), np.float64))
+        labels.append(y)
+    width = features.output_shape[-1]
+    return ([np.concatenate(v) if v else np.zeros((0, width)) for v in views],
+            np.concatenate(labels) if labels else np.zeros(0, np.int64))
+
+
+def features_and_logits(model, index, size: int, tta_flip: bool = False, batch_size: int = 32) -> dict:
+    """{"features", "logits", "probs", "labels"} of a Keras classifier over `index` (views averaged)."""
+    kernel, bias = head_weights(model)
+    views, labels = feature_views(model, index, size, tta_flip, batch_size)
+    logits = [v @ kernel + bias for v in views]
+    return {"features": np.mean(views, axis=0), "logits": np.mean(logits, axis=0),
+            "probs": np.mean([softmax(z) for z in logits], axis=0), "labels": labels}
+
+
+def class_means(model, index, size: int) -> np.ndarray:
+    """(C, D): the mean pooled feature of each class's images in `index` (zeros for a class without any)."""
+    got = features_and_logits(model, index, size)
+    f, y = got["features"], got["labels"]
+    return np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1])
+                     for c in range(len(index.class_names))])
+
+
+def model_outputs(opened, index, batch_size: int = 32) -> dict:
+    """{"probs", "labels"} of any opened model (inference.open_model) over `index`; a Keras model adds
+    "logits" and "features"."""
+    runner = opened.runner
+    if runner.kind == "keras":
+        return features_and_logits(runner.model, index, runner.image_size, opened.tta_flip, batch_size)
+    probs, labels = [], []
+    for images, y in _batches(index, runner.image_size, batch_size):
+        probs.append(np.asarray(opened.predict(images), np.float64))
+        labels.append(y)
+    n = runner.n_classes or 0
+    return {"probs": np.concatenate(probs) if probs else np.zeros((0, n)),
+            "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64)}

@@ -1,0 +1,104 @@
+"""The "unknown" rule of a model: a score of its output probabilities and a threshold below which the
+answer is "unknown" rather than a species.
+
+Where it is kept, first found wins (stored_rule):
+  - an exported file: its own metadata, next to the labels (a .tflite: `unknown.json` packed beside
+    `labels.txt`; an .onnx: metadata_props["unknown"]), as written by `keras-birds export`;
+  - a run directory, or a file inside one: RUN/unknown.json, written by `keras-birds calibrate-unknown`.
+The JSON is the same everywhere: {"score", "threshold", "rule" (what an app computes), ...}.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from keras_birds.errors import UserError
+from keras_birds.openset.scores import DEPLOYABLE, SCORES, score
+from keras_birds.run_dir import atomic_write_json
+
+UNKNOWN_JSON = "unknown.json"  # in a run directory, and packed in a .tflite
+ONNX_KEY = "unknown"
+
+
+@dataclass(frozen=True)
+class UnknownRule:
+    score: str  # one of scores.DEPLOYABLE
+    threshold: float
+    source: str  # where the rule came from, for messages
+
+    def accepted(self, probs) -> np.ndarray:
+        """Per image: True when its score reaches the threshold (a species is named), else "unknown"."""
+        return score(self.score, {"probs": np.atleast_2d(np.asarray(probs, np.float64))}) >= self.threshold
+
+    def describe(self) -> str:
+        return f"{self.score} >= {self.threshold:.4g} ({self.source})"
+
+
+def parse_rule(text, source: str) -> UnknownRule:
+    try:
+        d = json.loads(text)
+        rule = UnknownRule(str(d["score"]), float(d["threshold"]), source)
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"{source} is not an unknown-species rule ({type(e).__name__}: {e}); run "
+                        f"`keras-birds calibrate-unknown` again") from None
+    if rule.score not in DEPLOYABLE:
+        raise UserError(f"{source}: score '{rule.score}' is not one computed from probabilities "
+                        f"({', '.join(DEPLOYABLE)}); run `keras-birds calibrate-unknown` again")
+    return rule
+
+
+def rule_payload(score_name: str, threshold: float, **extra) -> dict:
+    """The JSON an app reads: the score, its formula over the output vector p, the threshold."""
+    return {"score": score_name, "threshold": float(threshold),
+            "rule": f"answer 'unknown' when {SCORES[score_name][1]} < threshold", **extra}
+
+
+def write_run_rule(run_path, payload: dict) -> Path:
+    path = Path(run_path) / UNKNOWN_JSON
+    atomic_write_json(path, payload)
+    return path
+
+
+def run_rule(run_path) -> UnknownRule | None:
+    path = Path(run_path) / UNKNOWN_JSON
+    return parse_rule(path.read_text(encoding="utf-8"), str(path)) if path.is_file() else None
+
+
+def run_rule_text(run_path) -> str | None:
+    """RUN/unknown.json as written (what export packs into the files), or None."""
+    path = Path(run_path) / UNKNOWN_JSON
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def file_rule(path) -> UnknownRule | None:
+    """The rule an exported .tflite / .onnx carries in its metadata, or None."""
+    path = Path(path)
+    if path.suffix.lower() == ".tflite":
+        text = _packed_file(path.read_bytes(), UNKNOWN_JSON)
+    elif path.suffix.lower() == ".onnx":
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        text = props.get(ONNX_KEY)
+    else:
+        return None
+    return parse_rule(text, f"{path.name} metadata") if text else None
+
+
+def _packed_file(tflite_bytes: bytes, name: str) -> str | None:
+    """A file TFLite Support metadata packs after the model (a zip appended to the flatbuffer), or None."""
+    buf = io.BytesIO(tflite_bytes)
+    if not zipfile.is_zipfile(buf):
+        return None
+    with zipfile.ZipFile(buf) as z:
+        return z.read(name).decode("utf-8") if name in z.namelist() else None
+
+
+def stored_rule(runner) -> UnknownRule | None:
+    """The rule for a runner's model: the file's own metadata, else its run's unknown.json."""
+    return file_rule(runner.path) or (run_rule(runner.run_dir.path) if runner.run_dir is not None else None)

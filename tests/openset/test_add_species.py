@@ -1,0 +1,94 @@
+"""add-species on real birds-mini images: 5 species added to a run trained on the other 20."""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from keras_birds.cli import main
+from keras_birds.errors import UserError
+from keras_birds.openset.add_species import add_species
+
+
+def _digests(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _model(run_path):
+    import keras
+
+    return keras.saving.load_model(run_path / "model.keras", compile=False)
+
+
+@pytest.fixture(scope="module")
+def grown(old_run, mini_split, tmp_path_factory):
+    """(the add-species result with --keep-old-rows, the old run's file digests before it ran)."""
+    before = _digests(old_run.path)
+    result = add_species(old_run.path, mini_split[1], tmp_path_factory.mktemp("grown") / "plus5", keep_old_rows=True,
+                         log=lambda *_: None)
+    return result, before
+
+
+def test_old_rows_stay_bit_identical_and_the_old_run_untouched(grown, old_run, mini_split):
+    result, before = grown
+    _, _, old_names, new_names = mini_split
+    assert _digests(old_run.path) == before
+    classes = (result.out_dir / "classes.txt").read_text().splitlines()
+    assert classes == sorted(old_names + new_names)
+    old, new = _model(old_run.path), _model(result.out_dir)
+    (k_old, b_old), (k_new, b_new) = old.get_layer("head").get_weights(), new.get_layer("head").get_weights()
+    at = {n: i for i, n in enumerate(classes)}
+    for i, name in enumerate(old_names):
+        assert np.array_equal(k_new[:, at[name]], k_old[:, i]) and b_new[at[name]] == b_old[i], name
+    for a, b in zip(old.get_layer("backbone").get_weights(), new.get_layer("backbone").get_weights()):
+        assert np.array_equal(a, b)
+    report = json.loads((result.out_dir / "added_species.json").read_text())
+    assert report["keep_old_rows"] and report["method"] in ("imprint", "probe") and "probe_all" not in report["candidates"]
+    assert report["old_images_used"] and report["added"] == new_names
+
+
+def test_the_new_run_names_the_new_species_in_eval_and_predict(grown, mini_split):
+    from keras_birds.evaluation.evaluate import evaluate
+    from keras_birds.prediction.predict import predict
+
+    result, _ = grown
+    new_root, new_names = mini_split[1], mini_split[3]
+    # Its data is a tree of links to both data sets: eval needs no --data.
+    assert os.path.islink(result.out_dir / "data" / "train" / new_names[0])
+    report = evaluate(result.out_dir, split="test", latency_runs=0, progress=False)
+    assert report["n_classes"] == 25 and report["n_images"] == 25 and report["data"] == str(result.out_dir / "data")
+    per_class = {c["class"]: c for c in report["per_class"]}
+    assert sum(per_class[n]["correct"] for n in new_names) >= 3
+    photos = [new_root / "test" / n / "5.jpg" for n in new_names]
+    preds = predict(photos, result.out_dir, top_k=1, threshold=0.0, progress=False)
+    named = [r["species"] for r in preds.results]
+    assert sum(a == b for a, b in zip(named, new_names)) >= 3, named
+
+
+def test_bad_inputs_are_one_line_errors(old_run, mini_split, tmp_path):
+    old_root, _, old_names, _ = mini_split
+    known = tmp_path / "known" / "train"
+    known.mkdir(parents=True)
+    os.symlink(old_root / "train" / old_names[0], known / old_names[0].lower())
+    with pytest.raises(UserError, match=f"already one of the run's classes \\('{old_names[0]}'\\)"):
+        add_species(old_run.path, known.parent, tmp_path / "a", log=lambda *_: None)
+    (tmp_path / "empty" / "train" / "NEW BIRD").mkdir(parents=True)
+    with pytest.raises(UserError, match="NEW BIRD holds no images"):
+        add_species(old_run.path, tmp_path / "empty", tmp_path / "b", log=lambda *_: None)
+    with pytest.raises(UserError, match="is the old run itself"):
+        add_species(old_run.path, mini_split[1], old_run.path, log=lambda *_: None)
+    # A run whose model does not take its recipe's input size.
+    odd = tmp_path / "odd_run"
+    odd.mkdir()
+    recipe = json.loads((old_run.path / "recipe.json").read_text())
+    (odd / "recipe.json").write_text(json.dumps({**recipe, "image_size": 128}))
+    (odd / "classes.txt").write_text((old_run.path / "classes.txt").read_text())
+    os.symlink(old_run.path / "model.keras", odd / "model.keras")
+    with pytest.raises(UserError, match="takes 96x96 images but .* says image_size 128"):
+        add_species(odd, mini_split[1], tmp_path / "c", log=lambda *_: None)
+    assert not any((tmp_path / n).exists() for n in "abc")  # nothing half-written
+    result = CliRunner().invoke(main, ["add-species", str(old_run.path), "--data", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
