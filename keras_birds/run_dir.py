@@ -12,6 +12,10 @@
       model.keras          the full model with the best weights, written when training ends
       summary.json         best epoch, its validation figures, wall time, excluded/skipped counts
       eval/<model file>-<split>/   `keras-birds eval` reports (report.json, report.md, PNGs)
+      export/              `keras-birds export`: the .tflite/.onnx files, labels.txt, export.json
+      unknown.json         `calibrate-unknown`'s rule (score, threshold) that predict and export apply
+      teacher.json, teacher_outputs.npy   a distilled run's teachers and their cached outputs
+      added_species.json, data/, exclude.txt   a run made by `add-species`: what it did, its linked data
 
 Everything is written to a temporary name and renamed, so a killed run never leaves half a file.
 """

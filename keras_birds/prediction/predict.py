@@ -8,6 +8,8 @@ An unreadable file is reported in `errors` and the rest go on.
 """
 from __future__ import annotations
 
+import os
+
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +46,7 @@ def collect_images(inputs) -> tuple[list, list]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = _images_under(path)
             if not found:
                 errors.append({"path": str(path), "error": "folder holds no image files "
                                                            f"({', '.join(sorted(IMAGE_SUFFIXES))})"})
@@ -55,6 +56,22 @@ def collect_images(inputs) -> tuple[list, list]:
         else:
             errors.append({"path": str(path), "error": "no such file or folder"})
     return files, errors
+
+
+def _images_under(root: Path) -> list:
+    """Image files under root, hidden ones skipped, following links to folders (e.g. add-species' linked
+    data tree; Path.rglob does not before Python 3.13), each real folder once so a link loop ends."""
+    found, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / n for n in names
+                  if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES and (Path(folder) / n).is_file()]
+    return sorted(found)
 
 
 def _unknown_rule(threshold, runner) -> UnknownRule:

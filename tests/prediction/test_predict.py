@@ -90,6 +90,17 @@ def test_collect_images_walks_folders_in_order_and_skips_hidden(tmp_path):
     assert files == [str(tmp_path / "a/1.PNG"), str(tmp_path / "b/2.jpg")] and errors == []
 
 
+def test_collect_images_follows_links_to_folders_once(tmp_path, birds_mini):
+    """add-species' data tree links species folders: predict must find their images, and a loop must end."""
+    species = sorted((birds_mini / "test").iterdir())[0]
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / species.name).symlink_to(species)
+    (tmp_path / "linked" / "loop").symlink_to(tmp_path / "linked")
+    files, errors = collect_images([tmp_path / "linked"])
+    assert files == [str(tmp_path / "linked" / species.name / p.name) for p in sorted(species.iterdir())]
+    assert errors == [] and files
+
+
 def test_cli_text_json_and_exit_code(trained_tiny_run, photos, tmp_path):
     folder, truth = photos
     one = next(iter(truth))
