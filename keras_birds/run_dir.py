@@ -22,6 +22,7 @@ Everything is written to a temporary name and renamed, so a killed run never lea
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -29,6 +30,15 @@ import shutil
 from pathlib import Path
 
 from keras_birds.errors import UserError
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MB blocks (weights and exported models can be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def process_alive(pid: int) -> bool:

@@ -110,8 +110,16 @@ class BatchLoader(keras.utils.PyDataset):
         if self.as_tensors:
             import torch
 
-            return torch.from_numpy(np.ascontiguousarray(images)).float(), torch.from_numpy(y)
-        return images.astype("float32"), y
+            return self.pixels(images), torch.from_numpy(y)
+        return self.pixels(images), y
+
+    def pixels(self, images):
+        """An unaugmented uint8 batch as fit takes it: float32 pixels 0-255 (a torch tensor with as_tensors)."""
+        if self.as_tensors:
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(images)).float()
+        return images.astype("float32")
 
     def augment_on_device(self, images, i):
         """uint8 batch i -> augmented float32 pixels 0-255: on the torch backend a tensor on the training

@@ -48,6 +48,22 @@ def _list_split(split_dir: Path) -> dict:
     }
 
 
+def image_files_under(root) -> list:
+    """Image files under root, sorted, hidden ones skipped, following links to folders (e.g. add-species'
+    linked data tree; Path.rglob does not before Python 3.13), each real folder once so a link loop ends."""
+    found, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found += [Path(folder) / n for n in names
+                  if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES and (Path(folder) / n).is_file()]
+    return sorted(found)
+
+
 def folder_source(root, splits=SPLITS, strict=True) -> dict:
     """Index ROOT/{train,valid,test}/<SPECIES>/* ; every split must have the same class list.
 

@@ -69,24 +69,18 @@ CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 def leading_ops(model: bytes, n_convs: int) -> list:
     """Output tensor names of the graph's ops up to and including its n-th convolution, in order."""
-    from ai_edge_litert import schema_py_generated as schema
+    from keras_birds.export.tflite import operators  # imported late: after _die_with_parent's fork
 
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    m = schema.Model.GetRootAs(model, 0)
-    graph = m.Subgraphs(0)
-    codes = [max(m.OperatorCodes(i).BuiltinCode(), m.OperatorCodes(i).DeprecatedBuiltinCode())
-             for i in range(m.OperatorCodesLength())]
     out, convs = [], 0
-    for i in range(graph.OperatorsLength()):
+    for kind, outputs in operators(model):
         if convs >= n_convs:
             break
-        op = graph.Operators(i)
-        out += [graph.Tensors(op.Outputs(j)).Name().decode() for j in range(op.OutputsLength())]
-        convs += names.get(codes[op.OpcodeIndex()]) in CONV_OPS
+        out += [name for name, _ in outputs]
+        convs += kind in CONV_OPS
     return out
 
 
-def _int8_float_stem(converter, float_convs: int, calibration) -> tuple:
+def _int8_float_stem(converter, float_convs: int, calibration) -> bytes:
     """Full-integer int8 except the ops up to the `float_convs`-th convolution, which stay float32.
 
     Measured on birds-dev (issue 15): the stem's 3-channel int8 convolution has no fast XNNPACK kernel
@@ -102,13 +96,11 @@ def _int8_float_stem(converter, float_convs: int, calibration) -> tuple:
         converter=converter, debug_dataset=lambda: iter([[calibration[:1].astype("float32")]]))
     kept = leading_ops(debugger.calibrated_model, float_convs)
     # fully_quantize=False as TFLiteConverter calls it: only then does the quantiser write the uint8 I/O.
-    data = tf_convert.mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.uint8,
+    return tf_convert.mlir_quantize(debugger.calibrated_model, input_data_type=tf.uint8, output_data_type=tf.uint8,
                                     denylisted_nodes=kept)
-    return data, kept
 
 
 def _convert(saved_model_dir: str, quantize: str, calibration, float_convs: int = 0):
-    """(.tflite bytes, names of the ops kept float) of one quantisation."""
     import numpy as np
     import tensorflow as tf
 
@@ -133,7 +125,7 @@ def _convert(saved_model_dir: str, quantize: str, calibration, float_convs: int 
         converter.inference_output_type = tf.uint8
         if float_convs > 0:
             return _int8_float_stem(converter, float_convs, calibration)
-    return converter.convert(), []
+    return converter.convert()
 
 
 def _say(msg: str):
@@ -165,10 +157,10 @@ def main(job_path: str) -> int:
         for quantize in job["quantize"]:
             t0 = time.time()
             _say(f"converting ({quantize})")
-            data, kept = _convert(saved, quantize, calibration, job.get("int8_float_convs", 0))
+            data = _convert(saved, quantize, calibration, job.get("int8_float_convs", 0))
             path = out_dir / f"{quantize}.tflite"
             path.write_bytes(data)
-            report["files"][quantize] = {"path": str(path), "bytes": len(data), "float_ops": kept,
+            report["files"][quantize] = {"path": str(path), "bytes": len(data),
                                          "convert_seconds": round(time.time() - t0, 1)}
     (out_dir / "worker.json").write_text(json.dumps(report, indent=2))
     return 0

@@ -12,7 +12,6 @@ under a verified name, nor an export.json that describes other files than those 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
@@ -28,7 +27,7 @@ from keras_birds.inference.context import RunContext
 from keras_birds.inference.runners import build_with_weights, open_runner
 from keras_birds.export.metadata import add_packed_file
 from keras_birds.openset.rule import ONNX_KEY, UNKNOWN_JSON, run_rule_text
-from keras_birds.run_dir import atomic_write_bytes, atomic_write_json, atomic_write_text, process_alive
+from keras_birds.run_dir import atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256, process_alive
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
@@ -175,14 +174,6 @@ def _pending_dir(out_dir: Path) -> Path:
     return pending
 
 
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # -- convert -------------------------------------------------------------------------------------
 def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_images, failure_log: Path,
              log, int8_float_convs: int) -> dict:
@@ -325,7 +316,7 @@ def _file_entry(label: str, path, q: str, io: dict, result, timing: dict | None,
             entry["speedup_vs_keras"] = round(keras_info["latency_ms_b1_median"] / entry["latency_ms_b1_median"], 2)
     size_bytes = Path(path).stat().st_size
     entry.update(size_bytes=size_bytes, size_mb=round(size_bytes / 1e6, 3),
-                 size_vs_keras=round(size_bytes / keras_info["size_bytes"], 3), sha256=_sha256(path),
+                 size_vs_keras=round(size_bytes / keras_info["size_bytes"], 3), sha256=file_sha256(path),
                  verified=result.passed if result else None, gate=result.as_dict() if result else None)
     return entry
 

@@ -160,20 +160,25 @@ def per_channel_weights(path) -> bool:
     return False
 
 
-def float_ops(path) -> list:
-    """Op types of a .tflite that compute in float32 (not counting (de)quantise), in graph order."""
+def operators(model: bytes) -> list:
+    """(op type, [(output tensor name, float32?)...]) of each op of a .tflite's main graph, in graph order."""
     from ai_edge_litert import schema_py_generated as schema
 
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    model = schema.Model.GetRootAs(Path(path).read_bytes(), 0)
-    graph = model.Subgraphs(0)
-    codes = [max(model.OperatorCodes(i).BuiltinCode(), model.OperatorCodes(i).DeprecatedBuiltinCode())
-             for i in range(model.OperatorCodesLength())]
-    found = []
+    m = schema.Model.GetRootAs(model, 0)
+    graph = m.Subgraphs(0)
+    codes = [max(m.OperatorCodes(i).BuiltinCode(), m.OperatorCodes(i).DeprecatedBuiltinCode())
+             for i in range(m.OperatorCodesLength())]
+    ops = []
     for i in range(graph.OperatorsLength()):
         op = graph.Operators(i)
-        name = names.get(codes[op.OpcodeIndex()], "?")
-        if name not in ("QUANTIZE", "DEQUANTIZE") and op.OutputsLength() and \
-                graph.Tensors(op.Outputs(0)).Type() == schema.TensorType.FLOAT32:
-            found.append(name)
-    return found
+        outputs = [graph.Tensors(op.Outputs(j)) for j in range(op.OutputsLength())]
+        ops.append((names.get(codes[op.OpcodeIndex()], "?"),
+                    [(t.Name().decode(), t.Type() == schema.TensorType.FLOAT32) for t in outputs]))
+    return ops
+
+
+def float_ops(path) -> list:
+    """Op types of a .tflite that compute in float32 (not counting (de)quantise), in graph order."""
+    return [kind for kind, outputs in operators(Path(path).read_bytes())
+            if kind not in ("QUANTIZE", "DEQUANTIZE") and outputs and outputs[0][1]]

@@ -9,9 +9,7 @@ The JSON is the same everywhere: {"score", "threshold", "rule" (what an app comp
 """
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,7 +77,10 @@ def file_rule(path) -> UnknownRule | None:
     """The rule an exported .tflite / .onnx carries in its metadata, or None."""
     path = Path(path)
     if path.suffix.lower() == ".tflite":
-        text = _packed_file(path.read_bytes(), UNKNOWN_JSON)
+        from keras_birds.export.metadata import associated_files
+
+        packed = associated_files(path.read_bytes()).get(UNKNOWN_JSON)
+        text = packed.decode("utf-8") if packed is not None else None
     elif path.suffix.lower() == ".onnx":
         import onnx
 
@@ -88,15 +89,6 @@ def file_rule(path) -> UnknownRule | None:
     else:
         return None
     return parse_rule(text, f"{path.name} metadata") if text else None
-
-
-def _packed_file(tflite_bytes: bytes, name: str) -> str | None:
-    """A file TFLite Support metadata packs after the model (a zip appended to the flatbuffer), or None."""
-    buf = io.BytesIO(tflite_bytes)
-    if not zipfile.is_zipfile(buf):
-        return None
-    with zipfile.ZipFile(buf) as z:
-        return z.read(name).decode("utf-8") if name in z.namelist() else None
 
 
 def stored_rule(runner) -> UnknownRule | None:

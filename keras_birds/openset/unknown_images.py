@@ -7,24 +7,14 @@ all of DIR. A species folder named after one of the model's classes is refused: 
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from keras_birds.data.sources import IMAGE_SUFFIXES, SPLITS, SplitIndex
+from keras_birds.data.sources import SPLITS, SplitIndex, image_files_under
 from keras_birds.errors import UserError
 
 CALIBRATION = "calibration"  # the part calibrate-unknown reads: all splits but test
-
-
-def _images_under(folder: Path) -> list:
-    """Image files below `folder`, hidden ones left out; linked species folders are followed (os.walk)."""
-    found = []
-    for top, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [os.path.join(top, f) for f in files if not f.startswith(".") and Path(f).suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(found)
 
 
 def unknown_index(folder, part: str, known_classes) -> SplitIndex:
@@ -40,7 +30,7 @@ def unknown_index(folder, part: str, known_classes) -> SplitIndex:
         folders = [root / s for s in SPLITS if s != "test" and (root / s).is_dir()]
     else:
         folders = [root / part]
-    paths = [p for f in folders if f.is_dir() for p in _images_under(f)]
+    paths = [p for f in folders if f.is_dir() for p in sorted(str(q) for q in image_files_under(f))]
     where = ", ".join(str(f) for f in folders)
     if not paths:
         raise UserError(f"--unknown: no image files under {where} "

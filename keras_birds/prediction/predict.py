@@ -8,8 +8,6 @@ An unreadable file is reported in `errors` and the rest go on.
 """
 from __future__ import annotations
 
-import os
-
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_birds.data.images import BadImage, load_rgb
-from keras_birds.data.sources import IMAGE_SUFFIXES
+from keras_birds.data.sources import IMAGE_SUFFIXES, image_files_under
 from keras_birds.errors import UserError
 from keras_birds.openset.rule import UnknownRule, stored_rule
 
@@ -46,7 +44,7 @@ def collect_images(inputs) -> tuple[list, list]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found = _images_under(path)
+            found = image_files_under(path)
             if not found:
                 errors.append({"path": str(path), "error": "folder holds no image files "
                                                            f"({', '.join(sorted(IMAGE_SUFFIXES))})"})
@@ -56,22 +54,6 @@ def collect_images(inputs) -> tuple[list, list]:
         else:
             errors.append({"path": str(path), "error": "no such file or folder"})
     return files, errors
-
-
-def _images_under(root: Path) -> list:
-    """Image files under root, hidden ones skipped, following links to folders (e.g. add-species' linked
-    data tree; Path.rglob does not before Python 3.13), each real folder once so a link loop ends."""
-    found, seen = [], set()
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found += [Path(folder) / n for n in names
-                  if not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES and (Path(folder) / n).is_file()]
-    return sorted(found)
 
 
 def _unknown_rule(threshold, runner) -> UnknownRule:

@@ -19,7 +19,7 @@ import keras
 import numpy as np
 
 from keras_birds.errors import UserError
-from keras_birds.run_dir import atomic_save, atomic_write_json
+from keras_birds.run_dir import atomic_save, atomic_write_json, file_sha256
 
 TEACHER_JSON = "teacher.json"
 CACHE_FILE = "teacher_outputs.npy"  # (views, images, classes) float16, in each view's batch order
@@ -32,14 +32,6 @@ class Teacher:
     runner: object  # a KerasRunner: probabilities from raw pixels
     image_size: int
     record: dict  # what teacher.json stores about it
-
-
-def _sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_teachers(spec: str, class_names: list) -> list:
@@ -61,7 +53,7 @@ def load_teachers(spec: str, class_names: list) -> list:
         record = {"path": str(run.path.resolve()), "model": recipe.model, "image_size": recipe.image_size,
                   "classes": len(classes),
                   "classes_sha256": hashlib.sha256("\n".join(classes).encode()).hexdigest(),
-                  "weights": weights.name, "weights_sha256": _sha256(weights), "recipe": recipe.to_dict()}
+                  "weights": weights.name, "weights_sha256": file_sha256(weights), "recipe": recipe.to_dict()}
         teachers.append(Teacher(run.path, open_runner(run), recipe.image_size, record))
     if not teachers:
         raise UserError("teacher is empty: name one run directory or several, comma-separated")
@@ -137,6 +129,7 @@ class DistillLoader(keras.utils.PyDataset):
         self.epoch = first_epoch
         self.cache = cache  # (views, images, classes) or None: online
         self._lock = threading.Lock()  # one teacher forward at a time across loader threads
+        self._order = None
 
     def __len__(self):
         return len(self.base)
@@ -146,7 +139,10 @@ class DistillLoader(keras.utils.PyDataset):
         return epoch % self.views if self.views else epoch
 
     def order(self, view: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, view]).permutation(len(self.base.index))
+        drawn = self._order  # (view, permutation): drawn once per view, not once per batch
+        if drawn is None or drawn[0] != view:
+            drawn = self._order = (view, np.random.default_rng([self.seed, view]).permutation(len(self.base.index)))
+        return drawn[1]
 
     def view_batch(self, view: int, i: int):
         """(augmented pixels, int labels, slice into the view's order) of batch i of `view`."""
@@ -156,7 +152,7 @@ class DistillLoader(keras.utils.PyDataset):
             raise UserError(f"no readable image in train batch {i} (see the skipped files)")
         rows = slice(i * bs, i * bs + len(labels))
         if self.base.augmenter is None:  # augmentation off: the plain pixels
-            return _pixels(images, self.base.as_tensors), labels, rows
+            return self.base.pixels(images), labels, rows
         return self.base.augmenter(images, key=(view, i)), labels, rows
 
     def __getitem__(self, i):
@@ -176,14 +172,6 @@ class DistillLoader(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         self.epoch += 1
-
-
-def _pixels(images, as_tensor: bool):
-    if as_tensor:
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(images)).float()
-    return images.astype("float32")
 
 
 def build_cache(loader: DistillLoader, log=print) -> np.ndarray:
