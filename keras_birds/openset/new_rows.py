@@ -7,7 +7,8 @@ Three ways to grow it, each returning (kernel, bias) with the old classes first,
                   average (Qi et al. 2018, "Low-shot learning with imprinted weights"); needs no old image
     probe         new rows fitted by logistic regression on old + new train features with the old rows
                   frozen: old images teach the new rows where not to fire
-    probe_all     every row refitted from the `probe` start (the old rows rebalanced against the new)
+    probe_all     every row refitted from the `probe` start (the old rows rebalanced against the new),
+                  the weight decay pulling each row toward that start, not toward zero
 
 Both probes use the recipe probe's settings (training/head_init.init_head_from_probe: full-batch
 AdamW, weight decay 0.5, 300 steps, features scaled to mean length 10) and weigh every train image
@@ -40,26 +41,23 @@ def imprint(f_new, y_new, n_new: int, kernel, bias, reference=None):
     return np.concatenate([kernel, new_kernel], 1), np.concatenate([bias, new_bias])
 
 
-def _fit(fs, y, weights, fixed_logits, init_kernel, init_bias):
-    """Logistic regression on scaled features; `fixed_logits` (N, k) are prepended, untrained."""
+def _fit(fs, y, weights, start_logits, n_fixed: int):
+    """(kernel, bias) changes fitted by logistic regression on scaled features: logits = start_logits + the
+    change on every column after the first n_fixed (those stay as given). AdamW's weight decay pulls the
+    change toward zero, so the rows toward their start, not toward zero: refitted old rows keep what their
+    training on many more images taught them (like L2-SP) and only move as far as the new classes need."""
     import keras
 
-    features = keras.Input((fs.shape[1],))
-    inputs, logits = [features], None
-    dense = keras.layers.Dense(init_kernel.shape[1])
-    trained = dense(features)
-    if fixed_logits is not None:
-        fixed = keras.Input((fixed_logits.shape[1],))
-        inputs.append(fixed)
-        logits = keras.layers.Concatenate()([fixed, trained])
-    probe = keras.Model(inputs, logits if logits is not None else trained)
-    dense.set_weights([init_kernel.astype("float32"), init_bias.astype("float32")])
-    probe.compile(optimizer=keras.optimizers.AdamW(PROBE["lr"], weight_decay=PROBE["weight_decay"]),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    x = [fs.astype("float32")] + ([fixed_logits.astype("float32")] if fixed_logits is not None else [])
-    probe.fit(x, y, sample_weight=weights.astype("float32"), batch_size=len(fs), epochs=PROBE["epochs"],
-              verbose=0, shuffle=False)
-    kernel, bias = dense.get_weights()
+    features, start = keras.Input((fs.shape[1],)), keras.Input((start_logits.shape[1],))
+    change = keras.layers.Dense(start_logits.shape[1] - n_fixed, kernel_initializer="zeros")
+    trained = keras.layers.Add()([start[:, n_fixed:], change(features)])
+    logits = keras.layers.Concatenate()([start[:, :n_fixed], trained]) if n_fixed else trained
+    fit = keras.Model([features, start], logits)
+    fit.compile(optimizer=keras.optimizers.AdamW(PROBE["lr"], weight_decay=PROBE["weight_decay"]),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    fit.fit([fs.astype("float32"), start_logits.astype("float32")], y, sample_weight=weights.astype("float32"),
+            batch_size=len(fs), epochs=PROBE["epochs"], verbose=0, shuffle=False)
+    kernel, bias = change.get_weights()
     return kernel.astype(np.float64), bias.astype(np.float64)
 
 
@@ -77,12 +75,12 @@ def probe(f, y, weights, kernel, bias, n_new: int, *, train_old: bool = False, s
     if start is None:
         start = (np.concatenate([kernel, np.zeros((kernel.shape[0], n_new))], 1), np.concatenate([bias, np.zeros(n_new)]))
     k0, b0 = start[0] / scale, start[1]  # the same logits on scaled features
+    n_fixed = 0 if train_old else n_old
+    dk, db = _fit(fs, y, weights, fs @ k0 + b0, n_fixed)
+    k, b = k0 + np.pad(dk, ((0, 0), (n_fixed, 0))), b0 + np.pad(db, (n_fixed, 0))
     if train_old:
-        k, b = _fit(fs, y, weights, None, k0, b0)
         return k * scale, b
-    fixed = fs @ k0[:, :n_old] + b0[:n_old]
-    k_new, b_new = _fit(fs, y, weights, fixed, k0[:, n_old:], b0[n_old:])
-    return np.concatenate([kernel, k_new * scale], 1), np.concatenate([bias, b_new])
+    return np.concatenate([kernel, k[:, n_old:] * scale], 1), np.concatenate([bias, b[n_old:]])
 
 
 def top1(kernel, bias, views, labels) -> float:
