@@ -14,6 +14,7 @@ import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from keras_birds.data.sources import absolute_source
 from keras_birds.errors import UserError
 from keras_birds.models.registry import POOLINGS, resolve_image_size
 
@@ -21,8 +22,6 @@ from keras_birds.models.registry import POOLINGS, resolve_image_size
 DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
 # The shipped recipe files (a source or editable install; absent from a plain wheel).
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
-
-
 HEAD_INITS = ("random", "class_mean", "probe")
 # Augment's photo-corruption fields: the names of keras_birds.data.corruptions.CORRUPTIONS, in its order.
 CORRUPTION_FIELDS = ("fog", "rain", "low_light", "overexposure", "colour_cast", "defocus_blur", "motion_blur",
@@ -74,7 +73,7 @@ class Augment:
 class Recipe:
     """Everything a training run needs. Field names are what `--set KEY=VALUE` takes.
 
-    Relative paths (data, exclude, a local weights file), in a recipe file or on the command line, are
+    Relative paths (data, exclude, a local weights file, teacher, unlabeled), in a recipe file or on the command line, are
     relative to the current working directory of the command. A new run stores them absolute in its
     recipe.json, with what was typed in `as_given`, so the run works from any folder afterwards; a run
     stored before this rule keeps its relative path (read from the working directory, as then).
@@ -115,13 +114,13 @@ class Recipe:
     # Training compute dtype: "auto" (bfloat16 on a GPU that supports it, else float32), "float32",
     # "bfloat16" or "float16" (mixed: variables, checkpoints and exports stay float32; fp16 loss-scaled).
     precision: str = "auto"
-    # Distillation (training/distill.py): a teacher run directory, or several comma-separated (an ensemble
-    # averaging their probabilities); "" = none. The student matches the teacher's softened outputs on the
-    # same augmented view of each image (relative: to the working dir).
+    # Distillation (training/distill.py): a teacher run dir, or several comma-separated (an ensemble averaging
+    # their probabilities), "" = none; the student matches its softened outputs on the same augmented view.
     teacher: str = ""
     kd_temperature: float = 4.0  # > 0: softens both distributions
     kd_alpha: float = 0.9  # [0, 1]: weight of the KD term; 1 - kd_alpha weights the label loss
     kd_views: int = 0  # >= 0: cache the teacher's outputs on this many seeded augmented epochs, cycled; 0: online
+    unlabeled: str = ""  # a folder of extra bird photos (any layout) the teacher labels, trained on by KD alone
     name: str = ""  # set from the recipe file's name
     # Written by train, not a setting: {field: value as typed} for the paths a new run made absolute.
     as_given: dict = field(default_factory=dict, hash=False)
@@ -144,6 +143,8 @@ class Recipe:
         _check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
         _check_number(problems, self, "kd_temperature", 0, None, low_open=True)
         _check_number(problems, self, "kd_alpha", 0, 1)
+        if self.unlabeled and not self.teacher:
+            problems.append(f"unlabeled={self.unlabeled} needs a teacher to label its photos: set teacher=RUN_DIR too")
         if not isinstance(self.cache, bool):
             problems.append(f"cache must be true or false, got {_shown(self.cache)}")
         if self.pooling not in POOLINGS:
@@ -173,11 +174,10 @@ class Recipe:
     def with_absolute_paths(self) -> "Recipe":
         """This recipe with data, exclude and local weights absolute (against the working directory),
         and what they were before recorded in as_given. A new run stores this form."""
-        # abspath, not resolve(): a symlinked data folder keeps its name, so exclude lists naming it still match.
-        paths = {"data": self.data if not self.data.startswith("hf:") else None,
+        paths = {"data": self.data or None,  # a folder (ROOT, tfds:PATH) made absolute; hf:ID, tfds:NAME as given
                  "exclude": self.exclude or None, "weights": self.weights if self.local_weights else None,
-                 "teacher": self.teacher or None}
-        changed = {k: _absolute(v, several=k == "teacher") for k, v in paths.items() if v}
+                 "teacher": self.teacher or None, "unlabeled": self.unlabeled or None}
+        changed = {k: absolute_source(v) if k == "data" else _absolute(v, several=k == "teacher") for k, v in paths.items() if v}
         changed = {k: v for k, v in changed.items() if v != paths[k]}
         if not changed:
             return self

@@ -236,7 +236,7 @@ def test_every_field_survives_the_round_trip():
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
                      tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"}, cache=True,
-                     precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2)
+                     precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2, unlabeled="u")
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name

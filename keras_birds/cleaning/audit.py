@@ -27,7 +27,7 @@ from keras_birds.cleaning.issues import CLEANVISION_TYPES, ISSUE_TYPES, OPTIONAL
 from keras_birds.cleaning.report import write_report
 from keras_birds.cores import usable_cores
 from keras_birds.data.images import BadImage, open_rgb
-from keras_birds.data.sources import SPLITS, load_source
+from keras_birds.data.sources import SPLITS, absolute_source, load_source, named_source
 from keras_birds.errors import UserError
 from keras_birds.run_dir import atomic_write_json
 
@@ -35,7 +35,12 @@ CACHE_VERSION = 1
 
 
 def default_out_dir(data: str) -> Path:
-    name = data[3:].replace("/", "__") if data.startswith("hf:") else Path(os.path.abspath(data)).name
+    data = absolute_source(data)
+    if named_source(data):  # hf:ID, tfds:NAME[:VERSION] or tfds:/absolute/folder
+        where = data.split(":", 1)[1]
+        name = Path(where).name if os.path.isabs(where) else where.replace("/", "__").replace(":", "@")
+    else:
+        name = Path(data).name
     return Path("clean") / name
 
 
@@ -151,7 +156,7 @@ def _check_out(out: Path, root: Path):
 def audit(data: str, out=None, exclude_also=(), jobs=None, progress=True, log=print) -> AuditResult:
     """Audit all splits of `data` (a Kaggle-layout folder or hf:<id>) and write the report to `out`."""
     index = load_source(data, strict=False)  # species missing from a split: a finding here, refused by train
-    data = data if data.startswith("hf:") else os.path.abspath(data)  # reports name it from any directory
+    data = absolute_source(data)  # reports name it from any directory
     root = Path(os.path.abspath(os.path.commonpath([os.path.abspath(index[s].paths[0]) for s in SPLITS])))
     out = Path(out) if out else default_out_dir(data)
     _check_out(out, root)

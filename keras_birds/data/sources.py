@@ -1,25 +1,28 @@
-"""Where images come from: a Kaggle-layout folder or a Hugging Face Hub data set -> one SplitIndex each.
+"""Where images come from: a Kaggle-layout folder, a Hugging Face Hub data set (hf:) or a TensorFlow
+Datasets data set (tfds:, see tfds_source.py) -> one SplitIndex each.
 
-A Hub data set is materialised once into the Kaggle folder layout in a cache directory, so every
-later stage (loader, clean, eval) reads one kind of source.
+A Hub or TFDS data set is materialised once into the Kaggle folder layout in a cache directory, so
+every later stage (loader, clean, eval) reads one kind of source.
 """
 from __future__ import annotations
 
 import json
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from keras_birds.data.layout import SPLIT_ALIASES as HUB_SPLITS  # Hub split names -> ours
+from keras_birds.data.layout import class_folder_names
+from keras_birds.data.layout import unsafe_char as _unsafe
+from keras_birds.data.tfds_source import TFDS_PREFIX, is_local, materialize_tfds
 from keras_birds.errors import UserError, brief
 
 SPLITS = ("train", "valid", "test")
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-# Hub split names -> ours.
-HUB_SPLITS = {"train": "train", "validation": "valid", "valid": "valid", "test": "test"}
+NAMED_PREFIXES = ("hf:", TFDS_PREFIX)  # --data values that name a data set rather than a folder
 
 
 @dataclass
@@ -145,10 +148,11 @@ def materialize_hub_dataset(dataset_dict, out_dir, progress=True) -> Path:
             continue
         tmp = out_dir / f".{ours}.partial"
         tmp.mkdir(parents=True, exist_ok=True)
-        for name in feature.names:
+        folders = class_folder_names(feature.names)
+        for name in folders:
             (tmp / name).mkdir(exist_ok=True)
         for i, row in enumerate(tqdm(ds, desc=f"caching {ours}", disable=not progress)):
-            target = tmp / feature.names[row[label_col]] / f"{i:06d}.jpg"
+            target = tmp / folders[row[label_col]] / f"{i:06d}.jpg"
             if not target.exists():
                 img = row[image_col]
                 img.convert("RGB").save(target, quality=95)
@@ -177,21 +181,33 @@ def hub_source(dataset_id: str, cache_dir=None, strict=True) -> dict:
     return folder_source(target, strict=strict)
 
 
+def named_source(data) -> bool:
+    """Whether a --data value names a data set (hf:ID, tfds:NAME or tfds:PATH) rather than a Kaggle-layout
+    folder: it is not a path as it stands (absolute_source makes it one that works from any folder)."""
+    return str(data).startswith(NAMED_PREFIXES)
+
+
+def absolute_source(data: str) -> str:
+    """A --data value that means the same from any working directory: a folder (ROOT or tfds:PATH) made
+    absolute (abspath, not resolve: a symlinked folder keeps its name); hf:ID and tfds:NAME as given."""
+    rest = data[len(TFDS_PREFIX):]
+    if data.startswith(TFDS_PREFIX) and is_local(rest):
+        return TFDS_PREFIX + os.path.abspath(os.path.expanduser(rest))
+    return data if named_source(data) else os.path.abspath(data)
+
+
 def load_source(data: str, exclude: set | None = None, strict=True) -> dict:
-    """Resolve a recipe's `data` field ("hf:<id>" or a folder) to {split: SplitIndex}; strict: see folder_source."""
+    """Resolve a recipe's `data` field ("hf:<id>", "tfds:<name or path>" or a folder) to {split: SplitIndex};
+    strict: see folder_source."""
     if data.startswith("hf:"):
         index = hub_source(data[3:], strict=strict)
+    elif data.startswith(TFDS_PREFIX):
+        index = folder_source(materialize_tfds(data[len(TFDS_PREFIX):], default_cache_dir() / "tfds"), strict=strict)
     else:
         index = folder_source(data, strict=strict)
     if exclude:
         index = {s: idx.without(exclude) for s, idx in index.items()}
     return index
-
-
-def _unsafe(ch: str) -> bool:
-    # Control characters, line separators and lone surrogates (undecodable bytes of a file name)
-    # would break a line or the file's UTF-8.
-    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp")
 
 
 def format_exclude_line(path: str, comment: str = "") -> str:

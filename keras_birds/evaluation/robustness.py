@@ -93,7 +93,9 @@ def evaluate_corruptions(predict, index, image_size: int, data_to_model, clean_t
 
 
 def _where(data: str) -> str:
-    return data if str(data).startswith("hf:") else str(Path(data).resolve())
+    from keras_birds.data.sources import named_source
+
+    return data if named_source(data) else str(Path(data).resolve())
 
 
 def _stamp(path) -> list:

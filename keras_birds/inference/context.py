@@ -109,8 +109,8 @@ def load_split(split: str, data=None, exclude=None, run: RunContext | None = Non
 
 
 def _one_split(data: str, split: str):
-    from keras_birds.data.sources import folder_source, load_source
+    from keras_birds.data.sources import folder_source, load_source, named_source
 
-    if data.startswith("hf:"):
+    if named_source(data):
         return load_source(data)[split]
     return folder_source(data, splits=(split,))[split]  # only the split asked for needs to exist

@@ -16,12 +16,12 @@ SAMPLE_SPECIES = 16  # sample images on the page, one per species, evenly spaced
 
 
 def data_overview(data) -> dict:
-    from keras_birds.data.sources import SPLITS, folder_source
+    from keras_birds.data.sources import SPLITS, folder_source, named_source
 
     if not data:
         return missing("the runs' recipe.json names no data")
-    if str(data).startswith("hf:"):
-        return missing(f"{data} is a Hugging Face data set: pass its local folder copy to train to see it here")
+    if named_source(data):
+        return missing(f"{data} is a Hub or TFDS data set: pass its local folder copy to train to see it here")
     try:
         index = folder_source(data, strict=False)  # clean's view: species missing from a split are shown, not fatal
     except UserError as e:

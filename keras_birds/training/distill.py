@@ -5,7 +5,9 @@ epoch checkpoints and resume stay as they are; the loss and the top-1/top-5 metr
 The teacher is one run directory or several (an ensemble: their probabilities averaged). With
 `kd_views` > 0 its outputs are computed once on that many seeded augmented epochs and cycled (epoch e
 replays view e mod kd_views: the same order, the same augmentation), so a run is repeatable and the
-teacher is not run every epoch; with 0 the teacher runs on every batch (online).
+teacher is not run every epoch; with 0 the teacher runs on every batch (online). Photos of the recipe's
+`unlabeled` folder join the train images with an all-zero label half: the teacher's outputs are their only
+target (the cross-entropy term is zero for them, and the top-1/top-5 metrics leave them out).
 """
 from __future__ import annotations
 
@@ -102,6 +104,18 @@ class KDLoss(keras.losses.Loss):
                 "alpha": self.alpha, "label_smoothing": self.label_smoothing}
 
 
+class _LabelledMean(keras.metrics.MeanMetricWrapper):
+    """A metric on the label half of the target, over the rows that have a label (unlabeled photos have none)."""
+
+    def __init__(self, fn, name, n_classes: int):
+        super().__init__(fn, name=name)
+        self.n_classes = n_classes
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labelled = keras.ops.sum(y_true[:, :self.n_classes], axis=-1)
+        return super().update_state(y_true, y_pred, labelled if sample_weight is None else labelled * sample_weight)
+
+
 def label_metrics(n_classes: int) -> list:
     """top1/top5 on the label half of the target."""
     k = min(5, n_classes)
@@ -112,7 +126,7 @@ def label_metrics(n_classes: int) -> list:
     def top5(y_true, y_pred):
         return keras.metrics.top_k_categorical_accuracy(y_true[:, :n_classes], y_pred, k=k)
 
-    return [keras.metrics.MeanMetricWrapper(top1, name="top1"), keras.metrics.MeanMetricWrapper(top5, name="top5")]
+    return [_LabelledMean(top1, "top1", n_classes), _LabelledMean(top5, "top5", n_classes)]
 
 
 # -- the train loader ------------------------------------------------------------------------------------
@@ -163,7 +177,8 @@ class DistillLoader(keras.utils.PyDataset):
         else:
             with self._lock:
                 probs = teacher_probs(self.teachers, x)
-        y = np.concatenate([np.eye(self.base.num_classes, dtype="float32")[labels], probs], axis=1)
+        onehot = np.eye(self.base.num_classes, dtype="float32")[np.maximum(labels, 0)] * (labels >= 0)[:, None]
+        y = np.concatenate([onehot, probs], axis=1)
         if self.base.as_tensors:
             import torch
 
@@ -186,12 +201,39 @@ def build_cache(loader: DistillLoader, log=print) -> np.ndarray:
     return cache
 
 
+def with_unlabeled(base, folder: str):
+    """A train BatchLoader over `base`'s images plus every image under `folder` (label -1), same settings."""
+    from keras_birds.data.loader import BatchLoader
+    from keras_birds.data.sources import SplitIndex, image_files_under
+
+    photos = image_files_under(folder) if Path(folder).is_dir() else []
+    if not photos:
+        raise UserError(f"unlabeled={folder}: {'no such folder' if not Path(folder).is_dir() else 'it holds no image'}; "
+                        f"point it at a folder of bird photos, or leave it out")
+    index = base.index
+    index = SplitIndex(index.split, index.class_names, list(index.paths) + [str(p) for p in photos],
+                       np.concatenate([index.labels, np.full(len(photos), -1, index.labels.dtype)]))
+    return BatchLoader(index, base.image_size, base.batch_size, augmenter=base.augmenter, workers=base.workers,
+                       skipped=base.skipped, as_tensors=base.as_tensors)
+
+
+def _unlabeled_record(folder: str, index):
+    if not folder:
+        return None
+    photos = sorted(index.paths[i] for i in np.flatnonzero(index.labels < 0))
+    return {"folder": folder, "images": len(photos), "paths_sha256": hashlib.sha256("\n".join(photos).encode()).hexdigest()}
+
+
 def prepare(recipe, run, base_loader, teachers: list, first_epoch: int, log=print) -> DistillLoader:
     """The distillation train loader of a run (teachers from load_teachers): teacher.json written, the
     cached outputs built (or reused when the run dir already holds them for the same teachers and seeds)."""
+    if recipe.unlabeled:
+        base_loader = with_unlabeled(base_loader, recipe.unlabeled)
+        log(f"unlabeled: {int((base_loader.index.labels < 0).sum())} photos from {recipe.unlabeled}, labelled by the teacher")
     record = {"teachers": [t.record for t in teachers], "kd_temperature": recipe.kd_temperature,
               "kd_alpha": recipe.kd_alpha, "kd_views": recipe.kd_views, "seed": recipe.seed,
-              "cache": CACHE_FILE if recipe.kd_views else None}
+              "cache": CACHE_FILE if recipe.kd_views else None,
+              "unlabeled": _unlabeled_record(recipe.unlabeled, base_loader.index)}
     path, cache_path = Path(run.path) / TEACHER_JSON, Path(run.path) / CACHE_FILE
     loader = DistillLoader(base_loader, teachers, views=recipe.kd_views, seed=recipe.seed, first_epoch=first_epoch)
     if recipe.kd_views:

@@ -402,3 +402,28 @@ def test_bad_quoted_exclude_line_is_a_user_error(tmp_path, line):
     path.write_text(f"ok.jpg\n{line}\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"list.txt line 2"):
         read_exclude_file(path)
+
+
+# -- class names that cannot be folder names as they are (hf: and tfds: share the rule) ---------
+def test_class_folder_names_are_safe_and_distinct():
+    from keras_birds.data.layout import class_folder_names
+
+    names = ["CROW/RAVEN", "a\\b", ".hidden", "..", "", "tab\there", "OK BIRD", "ok bird", "OK BIRD", "x" * 300]
+    folders = class_folder_names(names)
+    assert folders[:9] == ["CROW_RAVEN", "a_b", "_.hidden", "_..", "_", "tab_here", "OK BIRD", "ok bird (2)",
+                           "OK BIRD (3)"]
+    assert folders[9] == "x" * 200
+    assert class_folder_names(NAMES) == NAMES  # ordinary names (double spaces too) are kept verbatim
+
+
+def test_materialize_hub_class_name_with_a_slash(tmp_path):
+    names = ["CROW/RAVEN", ".DOT BIRD"]
+    feats = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=names)})
+    split = datasets.Dataset.from_dict({"image": [Image.new("RGB", (8, 8), (200, 0, 0)), Image.new("RGB", (8, 8))],
+                                        "label": [0, 1]}, features=feats)
+    out = materialize_hub_dataset(datasets.DatasetDict(train=split, val=split, test=split), tmp_path / "c",
+                                  progress=False)
+    index = folder_source(out)
+    assert index["valid"].class_names == ["CROW_RAVEN", "_.DOT BIRD"]  # 'val' is a validation split too
+    (red,) = [p for p, l in zip(index["train"].paths, index["train"].labels) if l == 0]
+    assert np.asarray(Image.open(red)).reshape(-1, 3).mean(0)[0] > 150

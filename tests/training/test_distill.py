@@ -5,12 +5,14 @@ import json
 
 import keras
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from keras_birds.cli import main
 from keras_birds.data.augment import build_augmenter
 from keras_birds.data.loader import BatchLoader
 from keras_birds.data.sources import load_source
+from keras_birds.errors import UserError
 from keras_birds.recipe import Augment
 from keras_birds.training import distill
 
@@ -67,12 +69,42 @@ def test_cached_and_online_teacher_give_the_same_loss_for_the_same_seed(birds_mi
     assert cached.view() == 0 and online.view() == 2  # the cache cycles; the online teacher sees new views
 
 
+def test_unlabeled_photos_are_trained_on_the_teachers_outputs_alone(birds_mini, trained_tiny_run, tmp_path):
+    index = load_source(str(birds_mini))["train"]
+    photos = tmp_path / "field photos" / "day 1"  # any layout: found recursively
+    photos.mkdir(parents=True)
+    for i, src in enumerate(sorted((birds_mini / "valid").rglob("*.jpg"))[:7]):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
+    teachers = distill.load_teachers(str(trained_tiny_run.path), index.class_names)
+    base = distill.with_unlabeled(BatchLoader(index, 64, 16, workers=1), str(tmp_path / "field photos"))
+    assert len(base.index) == len(index) + 7 and (base.index.labels < 0).sum() == 7
+    loader = distill.DistillLoader(base, teachers, views=0, seed=0)
+    ys = np.concatenate([loader[i][1] for i in range(len(loader))])
+    unlabeled = ys[:, :25].sum(1) == 0
+    assert unlabeled.sum() == 7 and np.allclose(ys[:, 25:].sum(1), 1, atol=1e-3)  # a teacher target on every row
+    # Cross-entropy is 0 on an unlabeled row: its loss at alpha 0 is 0, at alpha 1 the KD term alone
+    p = np.full((len(ys), 25), 1 / 25, "float32")
+    per_row = keras.ops.convert_to_numpy(distill.KDLoss(25, 4.0, 0.0, reduction=None)(ys, p))
+    assert np.allclose(per_row[unlabeled], 0) and (per_row[~unlabeled] > 1).all()
+    # The top-1 metric counts the labelled rows only
+    top1 = distill.label_metrics(25)[0]
+    top1.update_state(ys, ys[:, :25] + 0.5 * ys[:, 25:])  # right on every labelled row
+    assert float(top1.result()) == 1.0
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="holds no image"):
+        distill.with_unlabeled(base, str(tmp_path / "empty"))
+
+
 def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(birds_mini, trained_tiny_run, tmp_path):
     teacher = trained_tiny_run.path
     out = tmp_path / "student"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, src in enumerate(sorted((birds_mini / "test").rglob("*.jpg"))[:5]):
+        (photos / f"{i}.jpg").write_bytes(src.read_bytes())
     args = ["train", "recipes/effnet_lite0_fewshot.py", "--data", str(birds_mini), "--set", "image_size=64",
             "--set", "probe_views=0", "--set", f"teacher={teacher}", "--set", "kd_views=1", "--quiet"]
-    result = CliRunner().invoke(main, args + ["--out", str(out)])
+    result = CliRunner().invoke(main, args + ["--set", f"unlabeled={photos}", "--out", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "teacher.json").read_text())
     (t,) = record["teachers"]
@@ -80,7 +112,8 @@ def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(bird
     assert t["path"] == str(teacher.resolve()) and t["classes"] == 25 and t["model"] == "efficientnet_lite0"
     assert t["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert (record["kd_views"], record["kd_alpha"], record["kd_temperature"]) == (1, 0.9, 4.0)
-    assert np.load(out / "teacher_outputs.npy").shape == (1, 75, 25)
+    assert np.load(out / "teacher_outputs.npy").shape == (1, 75 + 5, 25)  # the 5 unlabeled photos too
+    assert (record["unlabeled"]["folder"], record["unlabeled"]["images"]) == (str(photos), 5)
     assert (out / "model.keras").is_file()
 
     # 20 of the 25 species: the teacher's class list does not fit
@@ -93,3 +126,7 @@ def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(bird
     assert bad.exit_code == 2, bad.output
     assert f"teacher {teacher} knows 25 species and the data has 20" in bad.output
     assert not (tmp_path / "bad").exists()  # refused before the run folder was claimed
+
+    # unlabeled photos need a teacher to label them
+    alone = CliRunner().invoke(main, args[:6] + ["--set", f"unlabeled={photos}", "--out", str(tmp_path / "alone")])
+    assert alone.exit_code == 2 and "needs a teacher" in alone.output, alone.output
