@@ -243,9 +243,9 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 @click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
 @click.option("--exclude", help="File of image paths to leave out of the gate and the calibration "
                                 "[default: the run's own exclude list]; '' or none for none.")
-@click.option("--int8-float-convs", type=int, default=0, show_default=True,
-              help="int8 keeps its ops up to this convolution in float32, e.g. 2: the input scaling, stem and "
-                   "first depthwise convolution (the largest quantisation error; ~2 KB); 0: every op int8.")
+@click.option("--int8-float-convs", type=int, default=None,
+              help="int8 keeps this many convolutions, those with the largest quantisation error (LiteRT's "
+                   "debugger), in float32; 0: every op int8 [default: the recipe's int8_float_convs, 0 unless set].")
 @click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
 def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, int8_float_convs, data, exclude,

@@ -103,9 +103,8 @@ class Recipe:
     cache: bool = False
     # a file listing image paths to leave out (one per line), e.g. from `clean` (relative: to the working dir)
     exclude: str = ""
-    # Few-shot options: measured to matter when there are only a few images per species.
-    # "random", "class_mean" (head imprinted from class-mean features) or "probe" (linear probe fitted
-    # to convergence on frozen features before any epoch: LP-FT)
+    # Few-shot options (measured to matter with a few images per species): "random", "class_mean" (head imprinted
+    # from class-mean features) or "probe" (linear probe fitted to convergence on frozen features first: LP-FT)
     head_init: str = "random"
     probe_views: int = 2  # head_init="probe": augmented passes over the train images (each also mirrored), >= 0
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
@@ -121,6 +120,7 @@ class Recipe:
     kd_alpha: float = 0.9  # [0, 1]: weight of the KD term; 1 - kd_alpha weights the label loss
     kd_views: int = 0  # >= 0: cache the teacher's outputs on this many seeded augmented epochs, cycled; 0: online
     unlabeled: str = ""  # a folder of extra bird photos (any layout) the teacher labels, trained on by KD alone
+    int8_float_convs: int = 0  # export's default: int8 keeps this many convolutions (largest error) float32, >= 0
     name: str = ""  # set from the recipe file's name
     # Written by train, not a setting: {field: value as typed} for the paths a new run made absolute.
     as_given: dict = field(default_factory=dict, hash=False)
@@ -134,7 +134,8 @@ class Recipe:
         if not _pair(self.lr, lambda v: _is_number(v) and math.isfinite(v) and v > 0):
             problems.append("lr must be two finite numbers > 0 (one-cycle peak rates of warm-up, all layers), "
                             f"e.g. 0.01,0.001; got {_shown(self.lr)}")
-        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0), ("kd_views", 0)):
+        for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0), ("kd_views", 0),
+                          ("int8_float_convs", 0)):
             _check_whole(problems, self, name, low)
         _check_whole(problems, self, "seed", 0, 2**30)
         _check_number(problems, self, "weight_decay", 0, 1)
@@ -247,8 +248,7 @@ def _check_number(problems, obj, name, low, high, low_open=False, high_open=Fals
         object.__setattr__(obj, name, float(v))
 
 
-# The recipe files being run by load_recipe, innermost last: extends() resolves its base beside the
-# last one and catches cycles.
+# Recipe files load_recipe is running, innermost last: extends() resolves its base beside the last, catches cycles.
 _LOADING: list = []
 
 

@@ -236,7 +236,8 @@ def test_every_field_survives_the_round_trip():
                      augment=Augment(flip=False, perspective=0.5, rotation=5.0, translate=0.5, zoom=0.5, shear=0.5),
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
                      tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"}, cache=True,
-                     precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2, unlabeled="u")
+                     precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2, unlabeled="u",
+                     int8_float_convs=3)
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name
@@ -262,6 +263,7 @@ OUT_OF_RANGE = {
     "kd_temperature": ([0, -1, NAN, INF], "> 0"),
     "kd_alpha": ([-0.1, 1.5, NAN], "[0, 1]"),
     "kd_views": ([-1, 1.5, INF], ">= 0"),
+    "int8_float_convs": ([-1, 2.5, NAN], ">= 0"),
     "augment.perspective": ([-0.1, 1.5, NAN], "[0, 1]"),
     "augment.rotation": ([-5, 181, INF, NAN], "[0, 180]"),
     "augment.translate": ([-0.1, 1.5, NAN], "[0, 1]"),
@@ -411,8 +413,8 @@ SHIPPED = {
                              True, "imagenet"),
     "distill_lite0": ("efficientnet_lite0", 224, (4, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0, True,
                       "imagenet"),
-    "effnet_lite0_robust": ("efficientnet_lite0", 224, (2, 10), (0.01, 0.0001), "probe", "avg", False, True, 10.0, True,
-                            "imagenet"),
+    "effnet_lite0_robust": ("efficientnet_lite0", 224, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0,
+                            True, "imagenet"),
     "effnet_lite1": ("efficientnet_lite1", 240, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
                      "imagenet"),
     "effnet_lite2": ("efficientnet_lite2", 260, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
@@ -434,9 +436,12 @@ def test_shipped_recipes_keep_their_values():
         got = (r.model, r.image_size, r.epochs, r.lr, r.head_init, r.pooling, r.l2_features, r.freeze_bn,
                r.head_lr_mult, r.tta_flip, r.weights)
         assert got == SHIPPED[path.stem], path.name
-        # the rest as the study's defaults (the robust recipe adds photo corruptions seen by more probe views)
+        # the rest as the study's defaults (the robust recipe adds photo corruptions)
         robust = path.stem == "effnet_lite0_robust"
-        assert (r.batch_size, r.dropout, r.probe_views, r.data) == (32, 0.2, 4 if robust else 2, DEFAULT_DATA)
+        assert (r.batch_size, r.dropout, r.probe_views, r.data) == (32, 0.2, 2, DEFAULT_DATA)
+        # int8 export keeps Lite0's 6 worst convolutions float on the fine-tuning recipes that inherit it
+        inherits = path.stem in ("effnet_lite0", "effnet_lite1", "effnet_lite2")
+        assert r.int8_float_convs == (6 if inherits else 0), path.name
         assert (r.augment == Augment()) != robust and all(getattr(r.augment, s) == getattr(Augment(), s) for s in STEPS)
 
 

@@ -65,24 +65,25 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
     checked before any conversion, and a failure or a kill at any point leaves the files and
     export.json of an earlier export as they were. data/exclude: as RunContext.split_index.
     """
-    from keras_birds.export.tflite import DEFAULT_INT8_FLOAT_CONVS
-
     quantize = _checked_quantize(onnx, tflite, quantize, calibration_images)
-    int8_float_convs = DEFAULT_INT8_FLOAT_CONVS if int8_float_convs is None else int(int8_float_convs)
-    if int8_float_convs < 0:
+    if int8_float_convs is not None and int8_float_convs < 0:
         raise UserError(f"--int8-float-convs must be >= 0 (0: every op int8), got {int8_float_convs}")
     run = _open_run(run_path)
+    int8_float_convs = run.recipe().int8_float_convs if int8_float_convs is None else int(int8_float_convs)
     inputs = _load_inputs(run, data or None, exclude, verify, quantize, calibration_images, log)
     out_dir = Path(out) if out else run.path / "export"
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = _pending_dir(out_dir)
     try:
         started = time.time()
+        converted = {}
         files = _convert(run, pending, onnx, quantize, inputs.calibration_images, out_dir / "tflite_convert.log", log,
-                         int8_float_convs)
+                         int8_float_convs, converted)
         inputs.calibration_images = None  # up to 300 decoded images: not needed from here on
         report = _verify_measure_report(run, files, inputs.valid, latency_runs, log)
         report.update(data=inputs.data, calibration=inputs.calibration, seconds=round(time.time() - started, 1))
+        if "int8" in converted:  # the convolutions int8 kept float, with their error (rmse/scale)
+            report["int8_float_convs"] = converted["int8"]["float_convs"]
         _commit(report, files, out_dir, run.class_names())
     finally:
         shutil.rmtree(pending, ignore_errors=True)
@@ -176,7 +177,7 @@ def _pending_dir(out_dir: Path) -> Path:
 
 # -- convert -------------------------------------------------------------------------------------
 def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_images, failure_log: Path,
-             log, int8_float_convs: int) -> dict:
+             log, int8_float_convs: int, converted: dict) -> dict:
     """{label: (path in `pending`, quantize)} of the converted files."""
     from keras_birds.export import onnx as onnx_export
     from keras_birds.export import tflite as tflite_export
@@ -204,7 +205,7 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
         written = tflite_export.export_tflite(
             model_name=recipe.model, weights=weights, n_classes=len(classes), options=classifier_options(recipe),
             class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
-            description=description, keep_log=failure_log, int8_float_convs=int8_float_convs)
+            description=description, keep_log=failure_log, int8_float_convs=int8_float_convs, details=converted)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
         for path in written.values() if unknown else ():
             atomic_write_bytes(path, add_packed_file(path.read_bytes(), UNKNOWN_JSON, unknown.encode("utf-8")))

@@ -94,11 +94,13 @@ def _run_worker(job: dict, work: Path, keep_log: Path) -> dict:
 
 def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: dict, class_names: list,
                   quantize: list, out_dir: Path, calibration: np.ndarray | None, description: dict,
-                  keep_log: Path | None = None, int8_float_convs: int = DEFAULT_INT8_FLOAT_CONVS) -> dict:
+                  keep_log: Path | None = None, int8_float_convs: int = DEFAULT_INT8_FLOAT_CONVS,
+                  details: dict | None = None) -> dict:
     """Convert once per quantisation, add metadata + labels; returns {quantize: Path}.
 
-    `int8_float_convs`: int8 keeps the graph's ops up to and including this convolution in float32
-    (0: every op int8); see _tflite_worker._int8_float_stem.
+    `int8_float_convs`: int8 keeps this many convolutions, those of largest quantisation error, in float32
+    (0: every op int8); see _tflite_worker._int8_float_convs. `details`, if given, gets the worker's record of
+    each file ({quantize: {"bytes", "float_convs", "convert_seconds"}}).
 
     `options`: the build_classifier keywords of the model (models.build.classifier_options), which the
     TensorFlow worker rebuilds it with. `keep_log`: where the worker's log goes if it fails
@@ -122,6 +124,8 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: di
             np.save(work / "calibration.npy", calibration)
             job["calibration"] = str(work / "calibration.npy")
         report = _run_worker(job, work, Path(keep_log) if keep_log else out_dir / "tflite_convert.log")
+        if details is not None:
+            details.update({q: {k: v for k, v in f.items() if k != "path"} for q, f in report["files"].items()})
         for q in quantize:
             plain = Path(report["files"][q]["path"]).read_bytes()
             path = out_dir / FILE_NAMES[q]

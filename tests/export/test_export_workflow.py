@@ -1,5 +1,6 @@
 """`keras-birds export` on a tiny birds-mini run: files, labels inside, I/O, the parity gate, bad input."""
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -187,16 +188,25 @@ def test_max_pooled_unit_feature_head_exports_and_matches_keras(make_tiny_run, t
     assert [l.__class__.__name__ for l in model.layers[-4:-2]] == ["GlobalMaxPooling2D", "UnitNormalization"]
 
 
-def test_int8_with_a_float_stem_when_asked(tiny_run, tmp_path):
-    """--int8-float-convs 2: input scaling, stem and first depthwise convolution float, the rest int8;
-    still raw uint8 pixels in, uint8 probabilities out, and gated."""
-    result = CliRunner().invoke(main, ["export", str(tiny_run.path), "--tflite", "--quantize", "none,int8",
-                                       "--int8-float-convs", "2", "--latency-runs", "2", "--out", str(tmp_path)])
+def test_int8_keeps_its_worst_convolutions_float_when_the_recipe_asks(tiny_run, tmp_path):
+    """Recipe field int8_float_convs 2 (export's default for the run): the 2 convolutions of largest
+    quantisation error stay float, the rest int8; still raw uint8 pixels in, uint8 probabilities out, gated."""
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run.path, run)
+    recipe = json.loads((run / "recipe.json").read_text())
+    (run / "recipe.json").write_text(json.dumps({**recipe, "int8_float_convs": 2}))
+    result = CliRunner().invoke(main, ["export", str(run), "--tflite", "--quantize", "none,int8",
+                                       "--latency-runs", "2", "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "int8 vs fp32 .tflite at batch 1:" in result.output and "(1 thread)" in result.output
-    e = next(f for f in json.loads((tmp_path / "export.json").read_text())["files"] if f["quantize"] == "int8")
-    assert e["float_ops"] == ["MUL", "ADD", "CONV_2D", "DEPTHWISE_CONV_2D"]
-    assert tflite_export.float_ops(tmp_path / "model_fp32.tflite")[:3] == ["MUL", "ADD", "CONV_2D"]
+    report = json.loads((tmp_path / "out" / "export.json").read_text())
+    kept = report["int8_float_convs"]
+    errors = [c["rmse_over_scale"] for c in kept]
+    assert len(kept) == 2 and errors == sorted(errors, reverse=True) and min(errors) > 0
+    assert {c["op"] for c in kept} <= {"CONV_2D", "DEPTHWISE_CONV_2D"}
+    e = next(f for f in report["files"] if f["quantize"] == "int8")
+    assert sum(op in ("CONV_2D", "DEPTHWISE_CONV_2D") for op in e["float_ops"]) == 2
+    assert tflite_export.float_ops(tmp_path / "out" / "model_fp32.tflite")[:3] == ["MUL", "ADD", "CONV_2D"]
     assert (e["input"]["dtype"], e["output"]["dtype"], e["verified"]) == ("uint8", "uint8", True)
     assert e["input"]["quantization"] == {"scale": 1.0, "zero_point": 0}
     bad = CliRunner().invoke(main, ["export", str(tiny_run.path), "--tflite", "--quantize", "int8",
