@@ -7,7 +7,6 @@ import sys
 import click
 
 from keras_birds import __version__
-from keras_birds.cores import usable_cores
 from keras_birds.errors import UserError, brief
 from keras_birds.openset.commands import add_openset_commands
 from keras_birds.reporting.command import report as report_command
@@ -105,10 +104,11 @@ def _parse_sets(values):
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
 @click.option("-q", "--quiet", is_flag=True, help="No per-batch progress bar.")
 @click.option("--devices", type=int, default=1, show_default=True,
-              help="Train data-parallel on N processes (torchrun; one GPU each, else N CPU processes, gloo). "
-                   "--batch-size is per device, so the global batch is N x batch size; the recipe's LR is "
-                   "kept for that global batch (not scaled: pass --lr to change it). One run directory, written "
-                   "by the first process; resume with the same --devices (steps per epoch depend on it).")
+              help="Train data-parallel on N devices: torch, N torchrun processes (one GPU each, else CPU, gloo); "
+                   "jax, keras.distribution.DataParallel in one process (on a CPU-only machine the host is split "
+                   "into N XLA devices); not on tensorflow. --batch-size is per device, so the global batch is N x "
+                   "batch size; the recipe's LR is kept for that global batch (not scaled: pass --lr to change "
+                   "it). Resume with the same --devices (steps per epoch depend on it).")
 def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclude, sets, out, resume_dir, overwrite, quiet,
           devices):
     """Fine-tune a classifier from RECIPE_FILE (a file in recipes/) and write a run directory.
@@ -123,14 +123,16 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     if devices < 1:
         raise UserError(f"--devices must be a whole number >= 1, got {devices}")
     if devices > 1:
-        _launch_torchrun(devices)  # does not return
+        from keras_birds.training.launch import prepare_devices
+
+        prepare_devices(devices)  # torch: becomes the torchrun agent here
     _import_tensorflow_quietly()
     from keras_birds.training.train import train as run_training
 
     if resume_dir:
         if recipe_file or any(v is not None for v in (data, weights, epochs, lr, batch_size, image_size, exclude)) or sets:
             raise UserError("--resume continues a run with its own saved recipe: pass no recipe file or overrides")
-        run_training(None, resume_dir, resume=True, verbose=0 if quiet else 1)
+        run_training(None, resume_dir, resume=True, verbose=0 if quiet else 1, devices=devices)
         return
     if not recipe_file:
         raise UserError("missing RECIPE_FILE (e.g. recipes/effnet_lite0.py), or --resume RUN_DIR")
@@ -141,31 +143,7 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     from keras_birds.models.build import normalize_weights
 
     normalize_weights(recipe.weights)  # a mistyped weights path fails before any run directory exists
-    run_training(recipe, out or f"runs/{recipe.name}", overwrite=overwrite, verbose=0 if quiet else 1)
-
-
-def _launch_torchrun(devices: int):
-    """Re-run this same command line, minus --devices, as `python -m torch.distributed.run` workers."""
-    if "TORCHELASTIC_RUN_ID" in os.environ:
-        raise UserError("--devices launches torchrun itself: leave it out when running under torchrun")
-    import torch
-
-    if torch.cuda.is_available() and devices > torch.cuda.device_count():
-        raise UserError(f"--devices {devices}: this machine has {torch.cuda.device_count()} GPU(s)")
-    args, rest = [], iter(sys.argv[1:])
-    for a in rest:
-        if a == "--devices":
-            next(rest, None)
-        elif not a.startswith("--devices="):
-            args.append(a)
-    env = dict(os.environ)
-    # torchrun would set 1 thread per worker; CPU workers share the cores instead.
-    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // devices)))
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # exec: this process becomes the torchrun agent, so signals and the exit code are its own.
-    os.execve(sys.executable, [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                               f"--nproc_per_node={devices}", "-m", "keras_birds.cli", *args], env)
+    run_training(recipe, out or f"runs/{recipe.name}", overwrite=overwrite, verbose=0 if quiet else 1, devices=devices)
 
 
 @main.command()

@@ -1,15 +1,14 @@
-"""Training-batch augmentation from a recipe's Augment settings.
+"""Training-batch augmentation from a recipe's Augment settings: batched torch ops (TorchAugmenter)
+with the parameters of Keras' random flip/perspective/rotation/translation/zoom/shear layers, then the
+recipe's photo corruptions (data/corruptions.py: fog, rain, blur, low light, JPEG...).
 
-On the torch backend: batched torch ops on the training device (TorchAugmenter). On other backends:
-Keras core layers (Augmenter). Both take uint8 (or float) pixel batches (N, H, W, 3) and return float32
-pixels 0-255; the parameters mean the same in both (those of the Keras layers). The recipe's photo
-corruptions (data/corruptions.py: fog, rain, blur, low light, JPEG...) follow, as torch ops in both.
+On the torch backend they run on the training device; on jax and tensorflow on the CPU (torch is always
+installed), returning numpy arrays: the same seed gives the same pixels on every backend.
 """
 from __future__ import annotations
 
 import itertools
 import math
-import threading
 
 import keras
 import numpy as np
@@ -32,20 +31,22 @@ class TorchAugmenter:
     same batch on any device and in any loader thread. Without a key, each call takes the next one.
     """
 
-    def __init__(self, aug: Augment, seed: int = 0, device=None):
+    def __init__(self, aug: Augment, seed: int = 0, device=None, as_numpy=False):
         import torch
 
-        from keras.src.backend.torch.core import get_device
-
-        self.aug, self.seed = aug, seed
+        self.aug, self.seed, self.as_numpy = aug, seed, as_numpy
         self.steps = tuple(s for s in STEPS if getattr(aug, s))
         self.corrupt = corruption_steps(aug)
-        # Resolved here, in the thread that builds the model: Keras keeps its device setting per thread.
-        self.device = torch.device(device or get_device())
+        if device is None:  # resolved here, in the thread that builds the model: Keras keeps it per thread
+            from keras.src.backend.torch.core import get_device
+
+            device = get_device()
+        self.device = torch.device(device)
         self._calls = itertools.count()
 
     def __call__(self, images, key=None):
-        """uint8 (or float) pixels (N, H, W, 3) -> augmented float32 torch tensor 0-255 on self.device."""
+        """uint8 (or float) pixels (N, H, W, 3) -> augmented float32 pixels 0-255: a torch tensor on
+        self.device, or with as_numpy a numpy array (N, H, W, 3)."""
         import torch
 
         key = (next(self._calls),) if key is None else key if isinstance(key, tuple) else (key,)
@@ -59,7 +60,8 @@ class TorchAugmenter:
                 out = _warp(out, affine, homography).clamp_(0, 255)
             out = corrupt_batch(out, self.corrupt, gen)  # after the geometry draws: those stay as they were
         # An NHWC view of NCHW memory: Keras' torch convolutions permute it back to NCHW for free.
-        return out.clamp_(0, 255).permute(0, 2, 3, 1)
+        out = out.clamp_(0, 255).permute(0, 2, 3, 1)
+        return out.contiguous().cpu().numpy() if self.as_numpy else out
 
     def transforms(self, n, h, w, gen):
         """Per image, in pixel coordinates (x right, y down, pixel centres at integers), mapping output
@@ -180,91 +182,11 @@ def _mix(seed, key) -> int:
     return int(np.random.SeedSequence(words).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-class Augmenter:
-    """Applies Keras core augmentation layers to a NumPy batch (N, H, W, 3) of pixels: the jax and
-    tensorflow backends' path. The layers run inside a tf.function, their documented tf.data-safe path.
-    """
-
-    def __init__(self, layers, corrupt=(), seed=0):
-        import tensorflow as tf  # installed with keras-hub
-
-        self.layers, self.corrupt, self.seed = layers, corrupt, seed
-        self._calls = itertools.count()
-        self._tf = tf
-        self._fns = {}  # (H, W, C) -> traced function
-        self._lock = threading.Lock()  # loader threads call this at once: one function per shape
-        _quiet_first_traces(tf)
-
-    def _apply(self, x):
-        for layer in self.layers:
-            x = layer(x, training=True)
-        return x
-
-    def _fn(self, shape):
-        # Any batch size in one trace: a short last batch retraced (TF's "retracing" warning under -q).
-        with self._lock:
-            if shape not in self._fns:
-                spec = self._tf.TensorSpec((None, *shape), self._tf.float32)
-                self._fns[shape] = self._tf.function(self._apply, input_signature=[spec])
-            return self._fns[shape]
-
-    def __call__(self, x, key=None) -> np.ndarray:
-        """The layers draw from their own seed streams; key seeds the corruptions (torch on CPU), as in
-        TorchAugmenter."""
-        import torch
-
-        x = np.asarray(x, dtype=np.float32)
-        out = np.clip(self._fn(tuple(x.shape[1:]))(self._tf.convert_to_tensor(x)).numpy(), 0, 255)
-        if not self.corrupt:
-            return out
-        key = (next(self._calls),) if key is None else key if isinstance(key, tuple) else (key,)
-        gen = torch.Generator().manual_seed(_mix(self.seed, key))
-        with torch.no_grad():
-            out = corrupt_batch(torch.from_numpy(out).permute(0, 3, 1, 2), self.corrupt, gen)
-        return out.clamp_(0, 255).permute(0, 2, 3, 1).numpy()
-
-
-class _FirstTraceFilter:
-    """Drops TF's frequent-retracing warning about Augmenter._apply only. TF counts the traces of every
-    Augmenter together (it keys on the code object), and each new Augmenter (one per probe view, one
-    for training) must trace its own layers once: on a train set of one or two batches, five of them
-    in a row read as "retracing". A real retrace cannot happen: the input signature is fixed."""
-
-    def filter(self, record):
-        msg = record.getMessage()
-        return not ("triggered tf.function retracing" in msg and "Augmenter._apply" in msg)
-
-
-def _quiet_first_traces(tf):
-    logger = tf.get_logger()
-    if not any(isinstance(f, _FirstTraceFilter) for f in logger.filters):
-        logger.addFilter(_FirstTraceFilter())
-
-
-def keras_layers(aug: Augment, seed: int = 0):
-    """The Keras core layers of the recipe's steps (what Augmenter runs)."""
-    layers = []
-    if aug.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if aug.perspective:
-        # factor=0.5 warps a quarter of the images (see TorchAugmenter); scale = how far the corners move.
-        layers.append(keras.layers.RandomPerspective(factor=0.5, scale=aug.perspective, seed=seed + 1))
-    if aug.rotation:
-        layers.append(keras.layers.RandomRotation(aug.rotation / 360.0, seed=seed + 2))
-    if aug.translate:
-        layers.append(keras.layers.RandomTranslation(aug.translate, aug.translate, seed=seed + 3))
-    if aug.zoom:
-        layers.append(keras.layers.RandomZoom(aug.zoom, aug.zoom, seed=seed + 4))
-    if aug.shear:
-        layers.append(keras.layers.RandomShear(aug.shear, aug.shear, seed=seed + 5))
-    return layers
-
-
 def build_augmenter(aug: Augment, seed: int = 0, backend: str | None = None):
-    """An augmenter over pixel batches, or None when every step is off: TorchAugmenter on the torch
-    backend, the Keras layers (Augmenter) on the others."""
+    """An augmenter over pixel batches, or None when every step is off: on the torch backend on the
+    training device; on jax and tensorflow torch ops on the CPU, handing numpy arrays to their fit."""
     if not any(getattr(aug, s) for s in STEPS) and not corruption_steps(aug):
         return None
     if (backend or keras.backend.backend()) == "torch":
         return TorchAugmenter(aug, seed)
-    return Augmenter(keras_layers(aug, seed), corruption_steps(aug), seed)
+    return TorchAugmenter(aug, seed, device="cpu", as_numpy=True)

@@ -1,15 +1,20 @@
-"""Keras model (torch backend) -> .onnx with a fixed 1xSxSx3 raw-pixel input and labels inside.
+"""Keras model -> .onnx with a fixed 1xSxSx3 raw-pixel input and labels inside.
 
-Route: Keras' own `model.export(format="onnx")`, which on the torch backend runs torch.onnx's
-dynamo exporter in this process. Measured on random-init EfficientNet-B0: max abs difference
-1.5e-4 to Keras, top-1 100%. It needs `onnxscript` for a fixed input shape (otherwise the exporter
-silently falls back), which is why the shape is checked after writing.
+Route: Keras' own `model.export(format="onnx")` on the torch backend, which runs torch.onnx's
+dynamo exporter. Measured on random-init EfficientNet-B0: max abs difference 1.5e-4 to Keras,
+top-1 100%. It needs `onnxscript` for a fixed input shape (otherwise the exporter silently falls
+back), which is why the shape is checked after writing. On the jax and tensorflow backends Keras'
+route needs jax2onnx / tf2onnx instead: the model is saved as .keras (which loads on any backend)
+and converted by this module in a torch subprocess, so every backend writes the same graph.
 """
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import os
+import subprocess
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -40,7 +45,7 @@ def _dims(value_info) -> list:
 
 
 def export_onnx(model, path, *, image_size: int, class_names: list, metadata: dict) -> Path:
-    """Write `model` (Keras, torch backend) to `path`; labels and input description in metadata_props."""
+    """Write `model` (Keras, any backend) to `path`; labels and input description in metadata_props."""
     import keras
     import onnx
 
@@ -50,20 +55,12 @@ def export_onnx(model, path, *, image_size: int, class_names: list, metadata: di
     except ImportError as e:
         raise UserError("ONNX export needs the `onnxscript` package (pip install onnxscript==0.7.2); "
                         "without it the exporter silently drops the fixed input shape") from e
-    spec = keras.InputSpec(shape=(1, image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
-        # torch.onnx prints progress on stdout and warns about optional torchvision ops on its
-        # logger; the command's own output should stay readable.
-        torch_onnx_log = logging.getLogger("torch.onnx")
-        level = torch_onnx_log.level
-        torch_onnx_log.setLevel(logging.ERROR)
-        try:
-            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                model.export(str(raw), format="onnx", input_signature=[spec], verbose=False)
-        finally:
-            torch_onnx_log.setLevel(level)
+        if keras.backend.backend() == "torch":
+            _export_raw(model, raw, image_size)
+        else:
+            _export_raw_on_torch(model, raw, image_size)
         proto = onnx.load(str(raw))
     graph = proto.graph
     shape = _dims(graph.input[0])
@@ -89,6 +86,37 @@ def export_onnx(model, path, *, image_size: int, class_names: list, metadata: di
     return path
 
 
+def _export_raw(model, raw: Path, image_size: int):
+    """Keras' ONNX export (torch backend) of `model` to `raw`, its progress chatter silenced."""
+    import keras
+
+    spec = keras.InputSpec(shape=(1, image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
+    # torch.onnx prints progress on stdout and warns about optional torchvision ops on its
+    # logger; the command's own output should stay readable.
+    torch_onnx_log = logging.getLogger("torch.onnx")
+    level = torch_onnx_log.level
+    torch_onnx_log.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            model.export(str(raw), format="onnx", input_signature=[spec], verbose=False)
+    finally:
+        torch_onnx_log.setLevel(level)
+
+
+def _export_raw_on_torch(model, raw: Path, image_size: int):
+    """_export_raw in a KERAS_BACKEND=torch subprocess, from `model` saved as .keras beside `raw`."""
+    keras_file = raw.with_suffix(".keras")
+    model.save(keras_file)
+    env = dict(os.environ, KERAS_BACKEND="torch", CUDA_VISIBLE_DEVICES="")  # a CPU conversion, as on torch
+    proc = subprocess.run([sys.executable, "-m", "keras_birds.export.onnx", str(keras_file), str(raw), str(image_size)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if proc.returncode != 0 or not raw.is_file():
+        said = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+        raise UserError(f"ONNX export on the torch backend failed (exit {proc.returncode}): "
+                        f"{said[-1][:300] if said else 'no output'}")
+
+
 def io_details(path) -> dict:
     """Input/output names, shapes and dtypes of an .onnx, for export.json and tests."""
     import onnx
@@ -101,3 +129,9 @@ def io_details(path) -> dict:
 
     return {"input": one(proto.graph.input[0]), "output": one(proto.graph.output[0]),
             "metadata_keys": sorted(p.key for p in proto.metadata_props)}
+
+
+if __name__ == "__main__":  # the torch-side worker of _export_raw_on_torch: KERAS_FILE RAW_ONNX IMAGE_SIZE
+    import keras
+
+    _export_raw(keras.saving.load_model(sys.argv[1], compile=False), Path(sys.argv[2]), int(sys.argv[3]))

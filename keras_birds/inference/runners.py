@@ -76,26 +76,22 @@ class KerasRunner(Runner):
         self.device = torch_device() if keras.backend.backend() == "torch" else cpu_description()
 
     def predict(self, images) -> np.ndarray:
-        import keras
-
         x = self._as_pixels(images).astype("float32", copy=False)
-        out = []
-        with _no_grad():
-            for i in range(0, len(x), self.chunk):
-                out.append(keras.ops.convert_to_numpy(self.model(x[i:i + self.chunk], training=False)))
+        out = [self._forward(x[i:i + self.chunk]) for i in range(0, len(x), self.chunk)]
         if not out:
             return np.zeros((0, self.n_classes), "float32")
         return np.concatenate(out).astype("float32", copy=False)
 
+    def _forward(self, x) -> np.ndarray:
+        import keras
 
-def _no_grad():
-    import keras
+        if keras.backend.backend() == "torch":
+            import torch
 
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.no_grad()
-    return contextlib.nullcontext()
+            with torch.no_grad():  # a plain call records autograd graphs otherwise
+                return keras.ops.convert_to_numpy(self.model(x, training=False))
+        # jax/tensorflow: compiled once per batch shape (XLA, tf.function); an eager call dispatches op by op.
+        return np.asarray(self.model.predict_on_batch(x))
 
 
 def _load_keras(path: Path):

@@ -37,10 +37,11 @@ def restore_optimizer_state(optimizer, trainable_variables, path):
 def predict_probs(model, loader, tta_flip=False):
     """Probabilities and labels over a whole loader; with tta_flip, averaged with the mirror image."""
     probs, labels = [], []
+    predict = distributed.batch_predictor(model)
     for i in range(len(loader)):
         x, y = loader[i]
         # predict_on_batch runs without gradient tracking (a plain call keeps autograd graphs: GBs).
-        probs.append(flip_averaged(model.predict_on_batch)(x) if tta_flip else model.predict_on_batch(x))
+        probs.append(flip_averaged(predict)(x) if tta_flip else predict(x))
         labels.append(y.argmax(1))
     return np.concatenate(probs), np.concatenate(labels)
 
@@ -101,7 +102,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
         atomic_write_json(self.run.skipped_json, self.skipped.as_list())
         atomic_write_json(self.run.state_json, {
             "epochs_done": n, "phase": self.phase.number, "best_epoch": self.best_epoch,
-            "best_val_top1": self.best, "world_size": distributed.world_size(),  # resume needs the same
+            "best_val_top1": self.best, "world_size": distributed.replicas(),  # resume needs the same
         })
         self.log(f"epoch {n} (phase {self.phase.number}): loss {row['loss']:.4f} top1 {row['top1']:.3f} "
                  f"| valid top1 {row['val_top1']:.3f} top5 {row['val_top5']:.3f} | best epoch {self.best_epoch} "

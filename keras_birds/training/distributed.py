@@ -1,4 +1,9 @@
-"""Data-parallel training over torchrun processes (one per device) that keeps Keras' `fit`.
+"""Data-parallel training that keeps Keras' `fit`: torchrun processes (torch), or one process whose
+keras.distribution.DataParallel splits each batch across devices (jax; `data_parallel`).
+
+JAX: every step is one global batch of batch_size x devices images (GlobalBatchLoader: the images of
+torchrun's step), split evenly across the devices; gradients and BatchNorm statistics are computed over
+the whole batch by XLA, weights are replicated, validation and the head's probe run as on one device.
 
 torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them (or with WORLD_SIZE=1) every function here is a
 no-op, so the single-process path runs no distributed code. Under torchrun:
@@ -23,12 +28,82 @@ import os
 
 import numpy as np
 
+from keras_birds import backends
 from keras_birds.data.loader import BatchLoader
 from keras_birds.data.sources import SplitIndex
+from keras_birds.errors import UserError
 
 
 def world_size() -> int:
+    """torchrun processes (1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def replicas() -> int:
+    """Copies of the model training data-parallel: torchrun processes x the JAX DataParallel's devices."""
+    if backends.current() != "jax":
+        return world_size()
+    import keras
+
+    parallel = keras.distribution.distribution()
+    return world_size() * (int(parallel.device_mesh.devices.size) if parallel is not None else 1)
+
+
+def data_parallel(devices: int):
+    """A keras.distribution.DataParallel over the first `devices` JAX devices (None for one): train()
+    runs inside its scope. On torch, several devices mean torchrun processes (the command starts them)."""
+    if devices <= 1:
+        return None
+    backends.require("--devices N > 1")
+    if backends.current() != "jax":
+        raise UserError(f"--devices {devices} on the torch backend runs through torchrun: use `keras-birds train "
+                        f"--devices {devices}` (it starts torchrun) rather than train() in one process")
+    import jax
+    import keras
+
+    found = jax.devices()
+    if devices > len(found):
+        raise UserError(f"--devices {devices}: JAX sees {len(found)} {found[0].platform} device(s); on a CPU set "
+                        f"XLA_FLAGS=--xla_force_host_platform_device_count={devices} before Python starts")
+    return keras.distribution.DataParallel(devices=found[:devices])
+
+
+def batch_predictor(model):
+    """model.predict_on_batch, under a JAX DataParallel with each batch split across the devices: on
+    replicated weights and an unsplit input, XLA has every device compute the whole batch."""
+    import keras
+
+    parallel = keras.distribution.distribution() if backends.current() == "jax" else None
+    if parallel is None:
+        return model.predict_on_batch
+    import jax
+
+    n = int(parallel.device_mesh.devices.size)
+
+    def predict(x):
+        x = np.asarray(x)
+        rows = np.resize(np.arange(len(x)), math.ceil(len(x) / n) * n)  # padded with repeats: splits evenly
+        layout = parallel.get_data_layout((len(rows),) + x.shape[1:]).backend_layout
+        return model.predict_on_batch(jax.device_put(x[rows], layout))[:len(x)]
+
+    return predict
+
+
+@contextlib.contextmanager
+def single_device():
+    """No Keras distribution inside: a small side model (the head's full-batch probe) trains on one
+    device, whatever its batch size (a DataParallel batch must split evenly across the devices)."""
+    import keras
+
+    previous = keras.distribution.distribution() if backends.current() == "jax" else None
+    if previous is None:
+        yield
+        return
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(previous)
 
 
 def rank() -> int:
@@ -51,6 +126,9 @@ def init():
     """Join the process group (nccl with one GPU per rank, else gloo); idempotent, no-op alone."""
     if not active():
         return
+    if backends.current() != "torch":  # these collectives move torch tensors
+        raise UserError(f"torchrun trains on the torch backend, not {backends.current()}; on jax use "
+                        f"`keras-birds train --devices N` in one process")
     import torch
     import torch.distributed as dist
 
@@ -218,8 +296,7 @@ class ShardedLoader(BatchLoader):
         self._shard()
 
     def _shard(self):
-        w = world_size()
-        self.order = np.resize(self.order, math.ceil(len(self.order) / w) * w)[rank()::w]  # wraps around
+        self.order = _wrapped(self.order, world_size())[rank()::world_size()]
 
     def __len__(self):
         return math.ceil(len(self.order) / self.batch_size)
@@ -230,5 +307,32 @@ class ShardedLoader(BatchLoader):
             self._shard()
 
 
+class GlobalBatchLoader(ShardedLoader):
+    """A JAX DataParallel's training loader: one global batch of batch_size x devices per step, the
+    permutation wrapped as ShardedLoader's, so step k holds torchrun's step k images. A batch that lost
+    unreadable files is topped up with repeats of its own images: a batch must split evenly."""
+
+    def __init__(self, index, image_size, batch_size, **kwargs):
+        self.devices = replicas()
+        super().__init__(index, image_size, batch_size * self.devices, **kwargs)
+
+    def _shard(self):
+        self.order = _wrapped(self.order, self.devices)
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        if len(y) % self.devices:
+            rows = np.resize(np.arange(len(y)), math.ceil(len(y) / self.devices) * self.devices)
+            x, y = x[rows], y[rows]
+        return x, y
+
+
+def _wrapped(order, w: int):
+    """`order` extended by wrapping around to a multiple of w (as torch's DistributedSampler pads)."""
+    return np.resize(order, math.ceil(len(order) / w) * w)
+
+
 def train_loader_class():
-    return ShardedLoader if active() else BatchLoader
+    if active():
+        return ShardedLoader
+    return GlobalBatchLoader if replicas() > 1 else BatchLoader

@@ -6,17 +6,18 @@ import numpy as np
 
 from keras_birds.inference.mirror import mirrored
 from keras_birds.models.build import HEAD, feature_model
+from keras_birds.training.distributed import batch_predictor, single_device
 
 
 def extract_features(model, loaders, flip_too=False):
     """Pooled backbone features and integer labels of every batch of every loader (and mirrored)."""
-    features = feature_model(model)
+    features = batch_predictor(feature_model(model))
     feats, labels = [], []
     for loader in loaders:
         for i in range(len(loader)):
             x, y = loader[i]
             for view in ([x, mirrored(x)] if flip_too else [x]):
-                feats.append(features.predict_on_batch(view))
+                feats.append(features(view))
                 labels.append(y.argmax(1))
     return np.concatenate(feats).astype("float32"), np.concatenate(labels)
 
@@ -45,11 +46,12 @@ def init_head_from_probe(model, loaders, n_classes, weight_decay=0.5, epochs=300
     """
     f, y = extract_features(model, loaders, flip_too=True)
     scale = feature_norm / (np.linalg.norm(f, axis=1).mean() + 1e-12)
-    probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_classes)])
-    probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    probe.fit(f * scale, y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
-    kernel, bias = probe.layers[-1].get_weights()
+    with single_device():  # one full batch of any size: a data-parallel one must split evenly
+        probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_classes)])
+        probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        probe.fit(f * scale, y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
+        kernel, bias = probe.layers[-1].get_weights()
     head = model.get_layer(HEAD)
     head.kernel.assign((kernel * scale).astype("float32"))
     head.bias.assign(bias)

@@ -1,6 +1,7 @@
 """train(recipe) -> RunDir: the two-phase fine-tuning run, resumable at any finished epoch."""
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +23,14 @@ from keras_birds.training.precision import resolve_precision, training_precision
 from keras_birds.training.schedule import two_phase_plan
 
 
-def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print) -> RunDir:
-    run = RunDir(out)
+def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print, devices=1) -> RunDir:
+    """`devices` > 1: data-parallel on JAX (keras.distribution.DataParallel); torch's come from torchrun."""
+    parallel = distributed.data_parallel(devices)
+    with parallel.scope() if parallel else contextlib.nullcontext():  # the model is built replicated
+        return _start(recipe, RunDir(out), resume=resume, overwrite=overwrite, verbose=verbose, log=log)
+
+
+def _start(recipe: Recipe | None, run: RunDir, *, resume, overwrite, verbose, log) -> RunDir:
     distributed.init()  # joins torchrun's process group; nothing happens in a single process
     if not distributed.is_main():  # rank 0 alone logs and shows progress
         verbose, log = 0, (lambda *args, **kwargs: None)
@@ -31,11 +38,11 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
         recipe = Recipe.from_dict(run.read_recipe())
         state = run.read_state()
         trained_on = state.get("world_size", 1)
-        if state.get("epochs_done") and trained_on != distributed.world_size():
-            # The global batch (batch_size x processes) sets the steps per epoch, so the LR schedule's position
+        if state.get("epochs_done") and trained_on != distributed.replicas():
+            # The global batch (batch_size x devices) sets the steps per epoch, so the LR schedule's position
             # and the saved optimizer step would not match.
-            raise UserError(f"{run.path} was trained on {trained_on} process(es) and this resume has "
-                            f"{distributed.world_size()}; resume it with --devices {trained_on}")
+            raise UserError(f"{run.path} was trained on {trained_on} device(s) and this resume has "
+                            f"{distributed.replicas()}; resume it with --devices {trained_on}")
         if state["epochs_done"] >= sum(recipe.epochs) and run.model_keras.exists():
             log(f"{run.path}: all {sum(recipe.epochs)} epochs already done")
             return run
@@ -123,7 +130,7 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     done = state["epochs_done"]
     keras.utils.set_random_seed(recipe.seed + done)
     data = _load_data(recipe, run, resume)
-    if recipe.teacher and distributed.world_size() > 1:
+    if recipe.teacher and distributed.replicas() > 1:
         raise UserError("teacher (distillation) runs in one process for now; drop --devices")
     n_classes = len(data.classes)
     model = build_classifier(recipe.model, n_classes, "none" if done else recipe.weights, **classifier_options(recipe))
@@ -143,9 +150,10 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
         _init_head(model, recipe, data.index["train"], loader_args, n_classes, log)
 
     distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
+    n = distributed.replicas()
     log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
         f"on {len(data.index['train'])} images of {n_classes} species; valid {len(data.index['valid'])}; "
-        f"run dir {run.path}")
+        f"{f'{n} devices, global batch {n * recipe.batch_size}; ' if n > 1 else ''}run dir {run.path}")
     _run_phases(model, recipe, run, loaders, skipped, done, n_classes, verbose, log)
     if distributed.is_main():  # rank 0 alone writes model.keras and summary.json
         _write_summary(recipe, run, data, skipped, started, log)

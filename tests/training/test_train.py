@@ -227,28 +227,3 @@ def test_quiet_run_prints_no_retracing_warning(make_dataset, tmp_path, repo_root
     assert rc == 0, err[-3000:]
     assert "retracing" not in out + err, (out + err)[-3000:]
     assert "epoch 1 (phase 1)" in out
-
-
-def test_augmenter_traces_once_for_any_batch_size():
-    """The cause of the retracing warning: a short last batch retraced the augmentation function (the
-    Keras-layer path, which the non-torch backends use)."""
-    from keras_birds.data.augment import build_augmenter
-
-    aug = build_augmenter(Augment(), seed=0, backend="tensorflow")
-    traces = []
-    aug.layers.append(lambda x, training: traces.append(tuple(x.shape)) or x)  # runs only while tracing
-    aug(np.full((4, 32, 32, 3), 128, np.float32))
-    first = len(traces)  # TF may trace the first call twice, as the layers create their seed variables
-    for n in (3, 4, 1):
-        assert aug(np.full((n, 32, 32, 3), 128, np.float32)).shape == (n, 32, 32, 3)
-    assert len(traces) == first, traces  # no retrace for a short last batch
-
-
-def test_many_augmenters_on_one_batch_each_log_no_retracing(caplog):
-    """Each new augmenter (probe views, training) traces its own layers once; TF lumps them together."""
-    from keras_birds.data.augment import build_augmenter
-
-    with caplog.at_level("WARNING"):
-        for seed in range(7):
-            build_augmenter(Augment(), seed=seed, backend="tensorflow")(np.full((2, 32, 32, 3), 128, np.float32))
-    assert "retracing" not in caplog.text
