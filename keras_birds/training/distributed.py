@@ -82,7 +82,7 @@ def batch_predictor(model):
 
     def predict(x):
         x = np.asarray(x)
-        rows = np.resize(np.arange(len(x)), math.ceil(len(x) / n) * n)  # padded with repeats: splits evenly
+        rows = _wrapped(np.arange(len(x)), n)  # padded with repeats: splits evenly
         layout = parallel.get_data_layout((len(rows),) + x.shape[1:]).backend_layout
         return model.predict_on_batch(jax.device_put(x[rows], layout))[:len(x)]
 
@@ -322,7 +322,7 @@ class GlobalBatchLoader(ShardedLoader):
     def __getitem__(self, i):
         x, y = super().__getitem__(i)
         if len(y) % self.devices:
-            rows = np.resize(np.arange(len(y)), math.ceil(len(y) / self.devices) * self.devices)
+            rows = _wrapped(np.arange(len(y)), self.devices)
             x, y = x[rows], y[rows]
         return x, y
 
