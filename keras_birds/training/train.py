@@ -147,7 +147,10 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
         model.load_weights(run.epoch_weights(done))
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
     elif distributed.is_main():  # the other ranks get the head from rank 0 with broadcast_variables: one rank fits it
-        _init_head(model, recipe, data.index["train"], loader_args, n_classes, log)
+        # Batches of the global batch size: the augmented views are drawn per batch, so they (and the head)
+        # are then those of one device with that batch, whatever --devices.
+        global_batch = dict(loader_args, batch_size=recipe.batch_size * distributed.replicas())
+        _init_head(model, recipe, data.index["train"], global_batch, n_classes, log)
 
     distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
     n = distributed.replicas()
