@@ -38,11 +38,21 @@ def _report(path, split, data, out: Path, severities: tuple) -> dict:
     if previous.is_file():
         report = json.loads(previous.read_text())
         robust = stored(report)
-        if robust and set(severities) <= set(robust["severities"]) and not report.get("tta_flip"):
+        if robust and _same_model(robust, path, split, data) and set(severities) <= set(robust["severities"]) \
+                and not report.get("tta_flip"):
             print(f"  reusing {previous}", file=sys.stderr)
             return report
     return evaluate(path, split=split, data=data, out=out, latency_runs=0, corruptions="all",
                     severity=",".join(map(str, severities)), tta_flip=False)
+
+
+def _same_model(robust: dict, path, split: str, data) -> bool:
+    """The stored figures are of this model (a run dir means its model.keras), split and data: a label
+    reused for another model must not pick up the old one's figures."""
+    p = Path(path)
+    model = (p / "model.keras" if p.is_dir() else p).resolve()
+    return (robust["model_file"] == str(model) and robust["split"] == split
+            and (data is None or robust["data"] == data_location(data)))
 
 
 def _cells(report: dict) -> list:

@@ -86,13 +86,13 @@ def evaluate_corruptions(predict, index, image_size: int, data_to_model, clean_t
     plot_heatmap(result, plots["corruption heat map"])
     plot_samples(images[0], names, plots["corruption samples"])
     result["plots"] = {k: str(v) for k, v in plots.items()}
-    result.update(model_file=str(Path(model_file).resolve()), model_stamp=_stamp(model_file), data=_where(data),
+    result.update(model_file=str(Path(model_file).resolve()), model_stamp=_stamp(model_file), data=data_location(data),
                   split=index.split, n_images=int(len(images)))
     atomic_write_json(out_dir / "robustness.json", result)
     return result
 
 
-def _where(data: str) -> str:
+def data_location(data: str) -> str:
     from keras_birds.data.sources import named_source
 
     return data if named_source(data) else str(Path(data).resolve())
@@ -113,7 +113,7 @@ def stored(report: dict) -> dict | None:
     except (OSError, ValueError):
         return None
     same = (result.get("model_file"), result.get("model_stamp"), result.get("split"), result.get("data")) == (
-        str(Path(report["model_file"]).resolve()), stamp, report["split"], _where(report["data"]))
+        str(Path(report["model_file"]).resolve()), stamp, report["split"], data_location(report["data"]))
     return result if same else None
 
 
