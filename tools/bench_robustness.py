@@ -47,12 +47,13 @@ def _report(path, split, data, out: Path, severities: tuple) -> dict:
 
 
 def _same_model(robust: dict, path, split: str, data) -> bool:
-    """The stored figures are of this model (a run dir means its model.keras), split and data: a label
-    reused for another model must not pick up the old one's figures."""
+    """The stored figures are of this model (a run dir: the file eval reads from it), split and data: a
+    label reused for another model must not pick up the old one's figures."""
     from keras_birds.evaluation.robustness import data_location
+    from keras_birds.inference.context import RunContext
 
     p = Path(path)
-    model = (p / "model.keras" if p.is_dir() else p).resolve()
+    model = (RunContext(p).model_file() if p.is_dir() else p).resolve()
     return (robust["model_file"] == str(model) and robust["split"] == split
             and (data is None or robust["data"] == data_location(data)))
 

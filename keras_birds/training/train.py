@@ -143,17 +143,17 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     loaders = _loaders(recipe, data.index, done, loader_args)
     if teachers:
         loaders = (distill.prepare(recipe, run, loaders[0], teachers, done, log), loaders[1])
+    n = distributed.replicas()
     if done:
         model.load_weights(run.epoch_weights(done))
         log(f"resuming {run.path} after epoch {done} of {sum(recipe.epochs)}")
     elif distributed.is_main():  # the other ranks get the head from rank 0 with broadcast_variables: one rank fits it
         # Batches of the global batch size: the augmented views are drawn per batch, so they (and the head)
         # are then those of one device with that batch, whatever --devices.
-        global_batch = dict(loader_args, batch_size=recipe.batch_size * distributed.replicas())
-        _init_head(model, recipe, data.index["train"], global_batch, n_classes, log)
+        _init_head(model, recipe, data.index["train"], dict(loader_args, batch_size=n * recipe.batch_size), n_classes,
+                   log)
 
     distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
-    n = distributed.replicas()
     log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
         f"on {len(data.index['train'])} images of {n_classes} species; valid {len(data.index['valid'])}; "
         f"{f'{n} devices, global batch {n * recipe.batch_size}; ' if n > 1 else ''}run dir {run.path}")
