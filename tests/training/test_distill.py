@@ -1,5 +1,6 @@
 """Distillation (training/distill.py) on birds-mini: the KD loss pulls the student to the teacher, a cached
 teacher replays exactly the online one, and a run records its teacher or refuses one that does not fit."""
+import csv
 import hashlib
 import json
 
@@ -102,8 +103,10 @@ def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(bird
     photos.mkdir()
     for i, src in enumerate(sorted((birds_mini / "test").rglob("*.jpg"))[:5]):
         (photos / f"{i}.jpg").write_bytes(src.read_bytes())
-    args = ["train", "recipes/effnet_lite0_fewshot.py", "--data", str(birds_mini), "--set", "image_size=64",
-            "--set", "probe_views=0", "--set", f"teacher={teacher}", "--set", "kd_views=1", "--quiet"]
+    # The shipped recipe's shape, small: a head epoch, then an all-layers epoch on the teacher's targets.
+    args = ["train", "recipes/distill_lite0.py", "--data", str(birds_mini), "--set", "image_size=64",
+            "--set", "probe_views=0", "--set", f"teacher={teacher}", "--set", "kd_views=2", "--set", "epochs=1,1",
+            "--quiet"]
     result = CliRunner().invoke(main, args + ["--set", f"unlabeled={photos}", "--out", str(out)])
     assert result.exit_code == 0, result.output
     record = json.loads((out / "teacher.json").read_text())
@@ -111,9 +114,10 @@ def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(bird
     weights = teacher / t["weights"]
     assert t["path"] == str(teacher.resolve()) and t["classes"] == 25 and t["model"] == "efficientnet_lite0"
     assert t["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
-    assert (record["kd_views"], record["kd_alpha"], record["kd_temperature"]) == (1, 0.9, 4.0)
-    assert np.load(out / "teacher_outputs.npy").shape == (1, 75 + 5, 25)  # the 5 unlabeled photos too
+    assert (record["kd_views"], record["kd_alpha"], record["kd_temperature"]) == (2, 0.9, 4.0)
+    assert np.load(out / "teacher_outputs.npy").shape == (2, 75 + 5, 25)  # the 5 unlabeled photos too
     assert (record["unlabeled"]["folder"], record["unlabeled"]["images"]) == (str(photos), 5)
+    assert [row["phase"] for row in csv.DictReader((out / "metrics.csv").open())] == ["1", "2"]
     assert (out / "model.keras").is_file()
 
     # 20 of the 25 species: the teacher's class list does not fit
@@ -128,5 +132,6 @@ def test_distilled_run_records_its_teacher_and_a_mismatched_teacher_exits_2(bird
     assert not (tmp_path / "bad").exists()  # refused before the run folder was claimed
 
     # unlabeled photos need a teacher to label them
-    alone = CliRunner().invoke(main, args[:6] + ["--set", f"unlabeled={photos}", "--out", str(tmp_path / "alone")])
+    fewshot = ["train", "recipes/effnet_lite0_fewshot.py"] + args[2:6]
+    alone = CliRunner().invoke(main, fewshot + ["--set", f"unlabeled={photos}", "--out", str(tmp_path / "alone")])
     assert alone.exit_code == 2 and "needs a teacher" in alone.output, alone.output
