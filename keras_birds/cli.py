@@ -35,9 +35,10 @@ def main():
       keras-birds train --resume runs/effnet_lite0_fewshot           continue a killed run
       keras-birds eval runs/effnet_lite0_fewshot --split test        accuracy, size, latency
       keras-birds export runs/effnet_lite0_fewshot --quantize int8   .tflite/.onnx for the app
+      keras-birds predict photo.jpg --model runs/effnet_lite0_fewshot/export/model_int8.tflite
+      keras-birds train recipes/effnet_lite2_fewshot.py --data ../shared/data/birds-dev
       keras-birds compare runs/effnet_lite0_fewshot runs/effnet_lite2_fewshot   the study's table
     recipes/effnet_lite0.py fine-tunes every layer: the recipe for full data sets.
-      keras-birds predict photo.jpg --model runs/effnet_lite0
     """
 
 
@@ -90,8 +91,10 @@ def _parse_sets(values):
 
 @main.command()
 @click.argument("recipe_file", required=False, type=click.Path(dir_okay=False))
-@click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/ or hf:<dataset id>. Relative paths "
-                             "(here and in the recipe) are from the working directory; the run stores them absolute.")
+@click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/, hf:<dataset id>, or "
+                             "tfds:<name> / tfds:<path> (a TensorFlow Datasets set, or a local TFDS or image folder). "
+                             "Relative paths (here and in the recipe) are from the working directory; the run stores "
+                             "them absolute.")
 @click.option("--weights", help="imagenet | none (random init) | a local KerasHub preset dir or weights file.")
 @click.option("--epochs", help="Epochs of the two phases, e.g. 2,10 (head-only warm-up, all layers).")
 @click.option("--lr", help="One-cycle peak LR of the two phases, e.g. 1e-2,1e-3.")
@@ -102,7 +105,8 @@ def _parse_sets(values):
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory [default: runs/<recipe name>].")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue a killed run from its last finished epoch.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --out.")
-@click.option("-q", "--quiet", is_flag=True, help="No per-batch progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars (training batches, the head's features, teacher "
+                                                    "outputs, data caching); log lines stay.")
 @click.option("--devices", type=int, default=1, show_default=True,
               help="Train data-parallel on N devices: torch, N torchrun processes (one GPU each, else CPU, gloo); "
                    "jax, keras.distribution.DataParallel in one process (on a CPU-only machine the host is split "
@@ -119,31 +123,35 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     model.keras. A killed run continues with --resume RUN_DIR.
     """
     from keras_birds.recipe import apply_overrides, load_recipe
+    from keras_birds.training import launch
 
     if devices < 1:
         raise UserError(f"--devices must be a whole number >= 1, got {devices}")
-    if devices > 1:
-        from keras_birds.training.launch import prepare_devices
-
-        prepare_devices(devices)  # torch: becomes the torchrun agent here
-    _import_tensorflow_quietly()
-    from keras_birds.training.train import train as run_training
-
+    launch.die_with_agent()  # a torchrun worker of `--devices N`: dies with the agent that started it
+    torchrun = devices > 1 and launch.prepare_devices(devices)  # jax: N devices, set before Keras starts
+    recipe = None
     if resume_dir:
         if recipe_file or any(v is not None for v in (data, weights, epochs, lr, batch_size, image_size, exclude)) or sets:
             raise UserError("--resume continues a run with its own saved recipe: pass no recipe file or overrides")
-        run_training(None, resume_dir, resume=True, verbose=0 if quiet else 1, devices=devices)
-        return
-    if not recipe_file:
+    elif not recipe_file:
         raise UserError("missing RECIPE_FILE (e.g. recipes/effnet_lite0.py), or --resume RUN_DIR")
-    recipe = load_recipe(recipe_file)
-    overrides = {"data": data, "weights": weights, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-                 "image_size": image_size, "exclude": exclude, **_parse_sets(sets)}
-    recipe = apply_overrides(recipe, overrides)
-    from keras_birds.models.build import normalize_weights
+    else:
+        overrides = {"data": data, "weights": weights, "epochs": epochs, "lr": lr, "batch_size": batch_size,
+                     "image_size": image_size, "exclude": exclude, **_parse_sets(sets)}
+        recipe = apply_overrides(load_recipe(recipe_file), overrides)
+    run_dir = resume_dir or out or f"runs/{recipe.name}"
+    if torchrun:  # this process holds the run's lock and waits for the torchrun job; does not return
+        launch.run_torchrun_job(devices, run_dir, resume=bool(resume_dir), overwrite=overwrite)
+    _import_tensorflow_quietly()
+    from keras_birds.training.train import train as run_training
 
-    normalize_weights(recipe.weights)  # a mistyped weights path fails before any run directory exists
-    run_training(recipe, out or f"runs/{recipe.name}", overwrite=overwrite, verbose=0 if quiet else 1, devices=devices)
+    if recipe is not None:
+        from keras_birds.models.build import normalize_weights
+
+        normalize_weights(recipe.weights)  # a mistyped weights path fails before any run directory exists
+    with launch.one_line_on_stop(run_dir, devices):  # SIGTERM, Ctrl-C: one line, not a traceback
+        run_training(recipe, run_dir, resume=bool(resume_dir), overwrite=overwrite, verbose=0 if quiet else 1,
+                     devices=devices)
 
 
 @main.command()
@@ -171,14 +179,14 @@ def models():
 @click.option("--split", default="test", show_default=True, help="train | valid | test.")
 @click.option("--data", help="Images to evaluate on [default: the run's own data]; required for a bare .tflite/.onnx/.keras file.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
-@click.option("--exclude", help="File of image paths to leave out [default: the run's own exclude list]; 'none' for none.")
+@click.option("--exclude", help="File of image paths to leave out [default: the run's own exclude list]; 'none' or '' for none.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder [default: MODEL_DIR/eval/<model file>-<split>/].")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs after warm-up; 0 skips timing.")
 @click.option("--tta-flip/--no-tta-flip", default=None, help="Average each image with its mirror image [default: the run recipe's tta_flip for the run's own model; off for .tflite/.onnx files, judged in one pass as an app runs them].")
 @click.option("--corruptions", metavar="all|NAME,...", help="Also score deterministic corrupted copies of the split (top-1 per corruption and severity, mean, relative drop, heat map, samples): all, or comma-separated fog, rain, low_light, overexposure, colour_cast, defocus_blur, motion_blur, gaussian_noise, jpeg (groups: blur, weather, light, noise).")
 @click.option("--severity", metavar="1-5|all", help="Corruption severities: 1 to 5, a comma-separated list, or all [default: all].")
 @click.option("--unknown", type=click.Path(file_okay=False), help="Images of species the model does not know (DIR/<SPECIES>/ or DIR/<split>/<SPECIES>/): adds known-vs-unknown AUROC and unknown rejection at 95% known kept.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object of the figures on stdout (all else on stderr).")
+@click.option("--json", "as_json", is_flag=True, help="Print report.json's object, every figure, on stdout (all else on stderr).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, corruptions, severity, unknown, as_json, quiet):
     """Accuracy, size and speed of MODEL: a run directory, a .keras, .tflite or .onnx file.
@@ -198,7 +206,7 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
     _import_tensorflow_quietly()
     from keras_birds.console import stdout_to_stderr
     from keras_birds.evaluation.evaluate import evaluate
-    from keras_birds.evaluation.report import summary, terminal_table
+    from keras_birds.evaluation.report import report_json, terminal_table
 
     with stdout_to_stderr() if as_json else contextlib.nullcontext():
         report = evaluate(model, split=split, data=data, batch_size=batch_size, out=out, exclude=exclude,
@@ -206,7 +214,7 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
                           severity=severity, unknown=unknown)
         click.echo(terminal_table(report), err=as_json)
     if as_json:
-        click.echo(json.dumps(summary(report), default=str))
+        click.echo(json.dumps(report_json(report), default=str))
 
 
 @main.command("export")
@@ -220,14 +228,15 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
               help="Training images (stratified over species) that calibrate int8.")
 @click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
 @click.option("--exclude", help="File of image paths to leave out of the gate and the calibration "
-                                "[default: the run's own exclude list]; '' or none for none.")
+                                "[default: the run's own exclude list]; 'none' or '' for none.")
 @click.option("--int8-float-convs", type=int, default=None,
               help="int8 keeps this many convolutions, those with the largest quantisation error (LiteRT's "
                    "debugger), in float32; 0: every op int8 [default: the recipe's int8_float_convs, 0 unless set].")
 @click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar (int8 calibration).")
 def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, int8_float_convs, data, exclude,
-            no_verify, latency_runs):
+            no_verify, latency_runs, quiet):
     """Export RUN_DIR's model for phones: .tflite (fp32/fp16/dynamic/int8) and .onnx, verified.
 
     Each file takes a fixed 1xSxSx3 image of raw RGB pixels 0-255 (uint8 for int8), does its own
@@ -255,7 +264,7 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
     result = export(run_dir, onnx=want_onnx or both, tflite=want_tflite or both, quantize=modes, out=out,
                     calibration_images=calibration_images, verify=not no_verify, data=data, exclude=exclude,
                     latency_runs=latency_runs, log=lambda msg: click.echo(msg, err=True),
-                    int8_float_convs=int8_float_convs)
+                    int8_float_convs=int8_float_convs, progress=not quiet)
     click.echo(format_summary(result))
     if not result.passed:
         click.echo("error: export verification failed; the failing files are kept as *.unverified.*", err=True)
@@ -300,15 +309,17 @@ def clean(data, out, exclude_also, jobs, quiet):
 @click.option("--out", type=click.Path(file_okay=False), default="comparison", show_default=True, help="Folder for comparison.md/.csv/.json and pareto.png.")
 @click.option("--data", help="Images to evaluate on [default: each run's own data].")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per model; 0 skips timing (and the recommendation).")
+@click.option("--include-unfinished", is_flag=True, help="Let runs whose training never ended (killed: no model.keras) be recommended too.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
+def compare(run_dirs, split, exported, out, data, latency_runs, include_unfinished, quiet):
     """The study's table for RUN_DIRS: accuracy, size and speed side by side, and a recommendation.
 
     Each run is evaluated as `keras-birds eval` does (same images, metrics and timing), one after
     another on this machine. Columns: parameters, float32 weights MB, exported int8 MB, valid top-1
     of the best epoch, top-1/top-5 on --split, batch-1 latency median and throughput with the device
-    they ran on. Recommended: the smallest, fastest model within 0.5 point of the best top-1.
-    Writes comparison.md, comparison.csv, comparison.json and pareto.png (accuracy vs latency,
+    they ran on. Recommended: the smallest, fastest model within 0.5 point of the best top-1, among
+    rows scored on the same images (none when they differ) and, unless --include-unfinished, of runs
+    whose training ended. Writes comparison.md, comparison.csv, comparison.json and pareto.png (accuracy vs latency,
     marker area ~ MB).
 
     \b
@@ -319,7 +330,7 @@ def compare(run_dirs, split, exported, out, data, latency_runs, quiet):
     from keras_birds.comparison.compare import compare as run_compare
 
     result = run_compare(list(run_dirs), split=split, exported=exported, out=out, data=data,
-                         latency_runs=latency_runs, progress=not quiet)
+                         latency_runs=latency_runs, progress=not quiet, include_unfinished=include_unfinished)
     click.echo(result.files["comparison.md"].read_text(encoding="utf-8"))
     click.echo("wrote " + ", ".join(str(p) for p in result.files.values() if p.exists()))
 
@@ -362,6 +373,8 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
     if preds.tta_flip and not quiet:
         click.echo("note: flip TTA: each image averaged with its mirror image (2 passes; --no-tta-flip for one)",
                    err=True)
+    for line in preds.warnings:
+        click.echo(f"warning: {line}", err=True)
     for e in preds.errors:
         click.echo(f"warning: {e['path']}: {e['error']}", err=True)
     if preds.errors:

@@ -16,12 +16,15 @@
       unknown.json         `calibrate-unknown`'s rule (score, threshold) that predict and export apply
       teacher.json, teacher_outputs.npy   a distilled run's teachers and their cached outputs
       added_species.json, data/, exclude.txt   a run made by `add-species`: what it did, its linked data
+      .lock                the pid of the process writing the run (flock-ed while it lives; see writer_lock)
 
 Everything is written to a temporary name and renamed, so a killed run never leaves half a file.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import io
 import json
@@ -50,6 +53,69 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+LOCK_FILE = ".lock"
+# Set by `train --devices N` to the run it holds the lock of: its torchrun workers write under that lock.
+LOCK_HELD_ENV = "KERAS_BIRDS_RUN_LOCKED"
+
+
+@contextlib.contextmanager
+def writer_lock(path):
+    """Hold RUN/.lock while the block writes the run: a second writer (a `train --resume` or `--overwrite`
+    beside a live one) gets a one-line UserError naming the first. The lock is an flock on the file, which
+    the kernel drops when its process dies: a killed writer's lock is free at once (the file, naming a dead
+    pid, is taken over). Folders made for the lock alone are removed again when nothing was written."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    fd = None
+    try:
+        fd = _take_lock(path / LOCK_FILE)
+        yield fd
+    finally:
+        if fd is not None:  # refused: the file is the other writer's
+            with contextlib.suppress(OSError):
+                (path / LOCK_FILE).unlink()
+            os.close(fd)
+        for folder in made:  # innermost first
+            with contextlib.suppress(OSError):  # not empty: the run was written after all
+                folder.rmdir()
+
+
+def _take_lock(lock: Path) -> int:
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _flock(fd, lock)
+            if os.path.samestat(os.fstat(fd), os.stat(lock)):  # not unlinked by its releasing holder meanwhile
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _flock(fd: int, lock: Path):
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+    except OSError as e:  # a file system without flock (some network mounts): judge by the pid written
+        if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if not (holder.isdigit() and int(holder) != os.getpid() and process_alive(int(holder))):
+            return  # no writer, or a dead one: swept
+    raise UserError(f"{lock.parent} is being written by process {holder} (another keras-birds train); wait for "
+                    f"it to end or stop it first")
 
 
 def atomic_write_bytes(path, data: bytes):
@@ -118,7 +184,7 @@ class RunDir:
     # -- creating ---------------------------------------------------------------------------
     def check_free(self, overwrite: bool):
         """Refuse a folder that already holds files, unless overwriting a run; writes nothing."""
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != LOCK_FILE for p in self.path.iterdir()):
             if not overwrite:
                 what = "a run" if self.is_run() else "other files"
                 raise UserError(
@@ -131,8 +197,13 @@ class RunDir:
     def prepare(self, recipe_dict: dict, overwrite: bool):
         """Claim the folder for a new run (replacing an old run only when overwriting)."""
         self.check_free(overwrite)
-        if self.path.exists() and any(self.path.iterdir()):
-            shutil.rmtree(self.path)
+        for old in self.path.iterdir() if self.path.exists() else ():
+            if old.name == LOCK_FILE:  # the writer's lock stays held
+                continue
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+            else:
+                old.unlink()
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.recipe_json, recipe_dict)
 
@@ -144,6 +215,13 @@ class RunDir:
         if not path.exists():
             raise UserError(f"{self.path} is not a finished keras-birds run: {path.name} missing ({what})")
         return path
+
+    def check_resumable(self):
+        """A --resume folder that is not there, or is not a run: one line, before anything is written in it."""
+        if not self.path.is_dir():
+            raise UserError(f"--resume {self.path}: no such folder; pass the --out folder of an earlier "
+                            f"`keras-birds train` (default runs/<recipe name>)")
+        self.read_recipe()
 
     def read_recipe(self) -> dict:
         self._need(self.recipe_json, "run `keras-birds train` first")

@@ -180,7 +180,7 @@ def test_resume_with_overrides_is_refused(cli, tmp_path):
 
 def test_resume_of_a_missing_run(cli, tmp_path):
     line = _one_error_line(cli("train", "--resume", tmp_path / "run"))
-    assert "recipe.json" in line
+    assert f"--resume {tmp_path / 'run'}: no such folder" in line  # issue 29: not "recipe.json missing"
     _nothing_written(cli, tmp_path / "run")
 
 
@@ -281,3 +281,26 @@ def test_every_option_has_help():
                if isinstance(param, click.Option) and not {"--help", "--version"} & set(param.opts)
                and not (param.help or "").strip()]
     assert missing == []
+
+
+def test_top_level_help_session_uses_only_runs_it_trains(cli):
+    """Issue 29, 10: the session's example predicted with runs/effnet_lite0, a run it never trains; its first
+    run is the one the README's set-up command trains."""
+    trained, commands = [], [line.split() for line in cli("--help").stdout.splitlines()
+                              if line.strip().startswith("keras-birds ")]
+    for words in commands:
+        if words[1] == "train" and not words[2].startswith("-"):
+            trained.append(f"runs/{Path(words[2]).stem}")  # train's default --out
+        used = {w.split("/export/")[0] for w in words if w.startswith("runs/")}
+        assert used <= set(trained), (" ".join(words), trained)
+    assert trained[0] == "runs/effnet_lite0_fewshot"
+    assert "train recipes/effnet_lite0_fewshot.py --data" in (REPO / "README.md").read_text(encoding="utf-8")
+    assert {"train", "eval", "export", "predict", "compare"} <= {words[1] for words in commands}
+
+
+@pytest.mark.parametrize("command", ["add-species", "calibrate-unknown", "export", "report", "eval", "predict",
+                                     "compare", "clean", "train"])
+def test_every_verb_that_shows_progress_takes_q(cli, command):
+    """Issue 29, 7: add-species, calibrate-unknown, export and report had no -q."""
+    out = cli(command, "--help").stdout
+    assert "-q, --quiet" in out, out

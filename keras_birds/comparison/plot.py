@@ -1,7 +1,7 @@
 """The Pareto plot of a comparison: accuracy against batch-1 latency, marker area ~ size in MB."""
 from __future__ import annotations
 
-from keras_birds.comparison.table import recommend, row_label
+from keras_birds.comparison.table import pick, row_label
 from keras_birds.run_dir import atomic_save
 
 
@@ -13,9 +13,9 @@ def _pareto_front(rows: list) -> list:
     return sorted(front, key=lambda r: r["latency_ms"])
 
 
-def plot_pareto(rows: list, path, split: str = "test") -> bool:
-    """Write the plot to `path` (PNG). Without accuracy figures (build-only rows) it plots size
-    against latency instead. Returns False when no row has a latency to plot."""
+def plot_pareto(rows: list, path, split: str = "test", include_unfinished: bool = False) -> bool:
+    """Write the plot to `path` (PNG), the recommended row circled (table.pick). Without accuracy figures
+    (build-only rows) it plots size against latency instead. Returns False when no row has a latency to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,7 +37,7 @@ def plot_pareto(rows: list, path, split: str = "test") -> bool:
         front = _pareto_front(with_acc)
         ax.plot([r["latency_ms"] for r in front], [100 * r["top1"] for r in front], "k--", lw=1,
                 label="Pareto front")
-        rec = recommend(with_acc)
+        rec = pick(with_acc, include_unfinished)["recommended"]
         if rec:
             r = rec["row"]
             ax.scatter(r["latency_ms"], 100 * r["top1"], s=area(r) * 1.6, facecolors="none", edgecolors="red",

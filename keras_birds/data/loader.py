@@ -46,7 +46,7 @@ class BatchLoader(keras.utils.PyDataset):
 
     def __init__(self, index: SplitIndex, image_size: int, batch_size: int, *, shuffle=False,
                  augmenter=None, workers=0, seed=0, skipped: SkippedFiles | None = None, cache=False,
-                 as_tensors=False):
+                 as_tensors=False, progress=True):
         workers = usable_workers(workers)
         # A cached batch without augmentation is one ~1 ms array gather: Keras' thread pool hand-offs would
         # cost more than the work, so fit reads it in its own thread (1 worker = no enqueuer).
@@ -64,8 +64,9 @@ class BatchLoader(keras.utils.PyDataset):
         self._rng = np.random.default_rng(seed)
         self.epoch = 0  # epochs ended; keys the augmentation
         self.order = self._rng.permutation(len(index)) if shuffle else np.arange(len(index))
-        # cache: False, True (the default folder) or a folder; the pixels then come from a uint8 array.
-        self.cached = open_cached(index, image_size, cache_root(cache), workers) if cache else None
+        # cache: False, True (the default folder) or a folder; the pixels then come from a uint8 array
+        # (progress: its first build's bar).
+        self.cached = open_cached(index, image_size, cache_root(cache), workers, progress) if cache else None
 
     def __len__(self):
         return math.ceil(len(self.index) / self.batch_size)

@@ -164,20 +164,22 @@ def materialize_hub_dataset(dataset_dict, out_dir, progress=True) -> Path:
     return out_dir
 
 
-def hub_source(dataset_id: str, cache_dir=None, strict=True) -> dict:
+def hub_source(dataset_id: str, cache_dir=None, strict=True, progress=True) -> dict:
     """Download a Hub data set once (datasets' own cache), cache it as folders, index it."""
     target = Path(cache_dir or default_cache_dir()) / "hub" / dataset_id.replace("/", "__")
     if not all((target / s).is_dir() for s in SPLITS):
         try:
             import datasets
 
+            if not progress:  # its download bars too: quiet with -q
+                datasets.disable_progress_bars()
             dataset_dict = datasets.load_dataset(dataset_id)
         except Exception as e:  # offline, unknown id, auth: all end the same way for the user
             raise UserError(
                 f"cannot download Hugging Face data set '{dataset_id}' ({brief(e, 120, with_type=True)}); "
                 f"if you are offline pass --data ROOT with a local Kaggle-layout folder"
             ) from e
-        materialize_hub_dataset(dataset_dict, target)
+        materialize_hub_dataset(dataset_dict, target, progress)
     return folder_source(target, strict=strict)
 
 
@@ -196,13 +198,14 @@ def absolute_source(data: str) -> str:
     return data if named_source(data) else os.path.abspath(data)
 
 
-def load_source(data: str, exclude: set | None = None, strict=True) -> dict:
+def load_source(data: str, exclude: set | None = None, strict=True, progress=True) -> dict:
     """Resolve a recipe's `data` field ("hf:<id>", "tfds:<name or path>" or a folder) to {split: SplitIndex};
-    strict: see folder_source."""
+    strict: see folder_source; progress: the bars of a first download and caching (off for -q)."""
     if data.startswith("hf:"):
-        index = hub_source(data[3:], strict=strict)
+        index = hub_source(data[3:], strict=strict, progress=progress)
     elif data.startswith(TFDS_PREFIX):
-        index = folder_source(materialize_tfds(data[len(TFDS_PREFIX):], default_cache_dir() / "tfds"), strict=strict)
+        tfds_root = default_cache_dir() / "tfds"
+        index = folder_source(materialize_tfds(data[len(TFDS_PREFIX):], tfds_root, progress=progress), strict=strict)
     else:
         index = folder_source(data, strict=strict)
     if exclude:

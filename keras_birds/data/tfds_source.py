@@ -103,6 +103,7 @@ def materialize_tfds(spec: str, cache_root, progress=True) -> Path:
     if manifest is not None:
         print(f"note: {spec} changed since it was cached in {target}; caching it again", file=sys.stderr)
     tfds = _import_tfds(spec)
+    tfds.display_progress_bar(progress)  # TFDS' own download and preparation bars: quiet with -q too
     builder = _local_builder(tfds, spec) if local else _named_builder(tfds, spec)
     tmp = _fresh_partial(target)
     try:
@@ -114,9 +115,11 @@ def materialize_tfds(spec: str, cache_root, progress=True) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
     carved = manifest["valid_carved"]
     if carved:
-        print(f"note: {spec} has no validation split; {carved['images']} train images ({carved['fraction']:.0%} "
-              f"of each class, seed {carved['seed']}) were moved to valid (recorded in {target / MANIFEST})",
-              file=sys.stderr)
+        # The counts that moved: with few images a class, "10%" rounds to far more (1 of 3 is 33%).
+        moved, of = carved["images"], carved["of_train_images"]
+        print(f"note: {spec} has no validation split; {moved} of its {of} train images ({moved / of:.0%}: "
+              f"{carved['fraction']:.0%} of each class, rounded, at least 1 of a class with 2 or more; seed "
+              f"{carved['seed']}) were moved to valid (recorded in {target / MANIFEST})", file=sys.stderr)
     return target
 
 
@@ -323,7 +326,7 @@ def _write_all(tfds, builder, spec, tmp: Path, progress) -> dict:
         "splits": {**splits, **({"valid": "carved out of " + splits["train"]} if carved is not None else {})},
         "valid_carved": None if carved is None else {
             "from": splits["train"], "fraction": VALID_FRACTION, "seed": VALID_SEED, "images": len(carved),
-            "train_indices": carved},
+            "of_train_images": seen["train"]["written"], "train_indices": carved},
         "images": {ours: sum(1 for _ in (tmp / ours).glob("*/*")) for ours in OUR_SPLITS},
         "left_out": {splits[ours]: {"unlabelled": what["unlabelled"], "not_images": what["not_images"]}
                      for ours, what in seen.items() if what["unlabelled"] or what["not_images"]},

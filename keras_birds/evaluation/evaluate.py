@@ -5,6 +5,8 @@ same decoded images and the same metric code, so their numbers compare directly.
 """
 from __future__ import annotations
 
+import hashlib
+import os
 import sys
 import time
 from collections import Counter
@@ -29,11 +31,6 @@ from keras_birds.openset.calibrate import open_set_figures
 from keras_birds.openset.unknown_images import unknown_index
 
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
-# Species the study singled out: always called out in the report when the split has them.
-STUDY_NOTES = {
-    "PLUSH CRESTED JAY": "singled out by the study: none of its images is 224x224 (odd sizes and aspect ratios)",
-    "LOONEY BIRDS": "singled out by the study: its images are photos of people, not birds",
-}
 
 
 def _match_classes(runner: Runner, index) -> tuple[list, np.ndarray, list]:
@@ -78,7 +75,8 @@ def _image_sizes(paths) -> dict:
 
 
 def _called_out(index, per_class: list) -> list:
-    """Study species present in the split, and any species whose images are not the common size."""
+    """Species of the split some of whose images are not the size most of its images have (when most share
+    one): what this data shows, whatever data set it is."""
     by_name = {c["class"]: c for c in per_class}
     sizes = _image_sizes(index.paths)
     common, share = (Counter(sizes.values()).most_common(1)[0][0], 0.0) if sizes else (None, 0.0)
@@ -90,17 +88,32 @@ def _called_out(index, per_class: list) -> list:
             if path in sizes and sizes[path] != common:
                 odd.setdefault(index.class_names[label], []).append(sizes[path])
     out = []
-    for name in sorted(set(STUDY_NOTES) | set(odd)):
-        if name not in by_name or (name not in odd and by_name[name]["n"] == 0):
-            continue
+    for name in sorted(n for n in odd if n in by_name):
         row = by_name[name]
-        notes = [STUDY_NOTES[name]] if name in STUDY_NOTES else []
-        if name in odd:
-            shown = ", ".join(f"{w}x{h}" for w, h in odd[name][:6])
-            notes.append(f"{len(odd[name])} of its {row['n']} images here are not {common[0]}x{common[1]}: {shown}")
+        shown = ", ".join(f"{w}x{h}" for w, h in odd[name][:6])
+        size = f"{common[0]}x{common[1]}"
+        note = (f"none of its {row['n']} images here is {size}" if len(odd[name]) == row["n"] else
+                f"{len(odd[name])} of its {row['n']} images here are not {size}")
         out.append({"class": name, "n": row["n"], "correct": row["correct"], "top1": row["top1"],
-                    "most_confused_with": row["most_confused_with"], "note": "; ".join(notes)})
+                    "most_confused_with": row["most_confused_with"], "note": f"{note}: {shown}"})
     return out
+
+
+def images_digest(index) -> str:
+    """What identifies the images scored, wherever the data set sits: species/file name and size of each, hashed.
+    compare ranks only rows with the same digest."""
+    digest = hashlib.sha256()
+    for line in sorted(f"{index.class_names[label]}/{os.path.basename(p)}\t{_size(p)}"
+                       for p, label in zip(index.paths, index.labels)):
+        digest.update(line.encode("utf-8") + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _size(path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since it was listed: the loader reports it
+        return -1
 
 
 def _load_data(model: OpenedModel, split: str, data, exclude) -> DataSplit:
@@ -172,6 +185,7 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     severities = parse_severities(severity or "all") if names else ()
     model = open_model(model_path, tta_flip)
     runner = model.runner
+    _unfinished(model, say=True)
     chosen = _load_data(model, split, data, exclude)
     class_names, data_to_model, absent = _match_classes(runner, chosen.index)
     unknown_images = unknown_index(unknown, split, class_names) if unknown else None  # a bad folder fails now
@@ -200,6 +214,15 @@ def evaluate(model_path, split="test", data=None, batch_size=32, out=None, exclu
     return report
 
 
+def _unfinished(model: OpenedModel, say: bool = False) -> dict | None:
+    """How far the model's run got, when its training never ended (RunContext.unfinished); say: warn now."""
+    left = model.run.unfinished() if model.run is not None else None
+    if left and say:
+        _log(f"warning: {model.run.path} is {left['note']} (no model.keras): these are the figures of its best "
+             f"epoch so far")
+    return left
+
+
 def _check_probabilities(runner: Runner, probs, n_classes: int):
     if probs.shape[1] != n_classes:
         raise UserError(f"{runner.path} returned {probs.shape[1]} scores per image, expected {n_classes}")
@@ -224,7 +247,8 @@ def _report(model: OpenedModel, chosen: DataSplit, m: dict, latency: dict, label
         "tta_flip": model.tta_flip, "n_skipped": len(skipped), "excluded_files": len(chosen.excluded),
         "eval_seconds": round(eval_seconds, 2),
         "report_dir": str(out_dir), "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_dir": str(runner.run_dir.path) if runner.run_dir else None,
+        "run_dir": str(runner.run_dir.path) if runner.run_dir else None, "unfinished": _unfinished(model),
+        "images": images_digest(chosen.index),
         "model_classes_absent_from_data": absent,
         "latency": latency, "called_out": _called_out(chosen.index, m["per_class"]),
         "most_confused": m["most_confused"], "calibration": m["calibration"], "per_class": m["per_class"],

@@ -10,18 +10,7 @@ from keras_birds.openset.report import markdown_section as open_set_section
 from keras_birds.openset.report import terminal_rows as open_set_rows
 from keras_birds.run_dir import atomic_save, atomic_write_json, atomic_write_text
 
-# The flat figures --json prints and report.json starts with.
-SUMMARY_KEYS = (
-    "model", "kind", "split", "data", "n_images", "n_classes", "classes_in_split", "top1", "top5",
-    "macro_top1", "ece", "params", "size_mb", "latency_ms_b1_median", "latency_ms_b1_p90",
-    "throughput_img_s", "device", "image_size", "tta_flip", "labels_from", "n_skipped", "excluded_files",
-    "eval_seconds", "report_dir", "mean_corruption_top1", "corruption_relative_drop", "open_set",
-)
 MATRIX_MAX_CLASSES = 100  # a confusion matrix beyond this is unreadable: a top-confusions chart instead
-
-
-def summary(report: dict) -> dict:
-    return {k: report.get(k) for k in SUMMARY_KEYS}
 
 
 def _pct(x):
@@ -36,6 +25,7 @@ def terminal_table(report: dict) -> str:
     r = report
     rows = [
         ("model", f"{r['model']} ({r['kind']})"),
+        *([("training", r["unfinished"]["note"])] if r.get("unfinished") else []),
         ("data", f"{r['data']} [{r['split']}]"),
         ("images", f"{r['n_images']} of {r['classes_in_split']} species"
                    + (f", {r['n_skipped']} unreadable skipped" if r.get("n_skipped") else "")),
@@ -54,7 +44,7 @@ def terminal_table(report: dict) -> str:
     ]
     if r.get("robustness"):
         rob = r["robustness"]
-        rows.insert(3, ("corrupted top-1", f"{_pct(rob['mean_corruption_top1'])} mean of {len(rob['corruptions'])} "
+        rows.insert(4 if r.get("unfinished") else 3, ("corrupted top-1", f"{_pct(rob['mean_corruption_top1'])} mean of {len(rob['corruptions'])} "
                                            f"corruptions x {len(rob['severities'])} severities, relative drop "
                                            f"{_pct(rob['relative_drop'])}"))
     if r.get("open_set"):
@@ -148,6 +138,8 @@ def markdown(report: dict, plots: dict) -> str:
     out = [f"# Evaluation of `{r['model']}` ({r['kind']}) on {r['split']}", "",
            f"Data `{r['data']}`, split `{r['split']}`: {r['n_images']} images of {r['classes_in_split']} "
            f"species (model: {r['n_classes']} classes, labels from {r['labels_from'] or 'the data (unverified)'}).", ""]
+    if r.get("unfinished"):
+        out += [f"**Training {r['unfinished']['note']}** (no model.keras): the figures of its best epoch so far.", ""]
     out += [_md_table(["metric", "value"], [
         ("top-1", _pct(r["top1"])), ("top-5", _pct(r["top5"])), ("macro top-1 (classes in split)", _pct(r["macro_top1"])),
         ("expected calibration error", _num(r["ece"], "{:.4f}")), ("parameters", _num(r["params"])),
@@ -165,7 +157,7 @@ def markdown(report: dict, plots: dict) -> str:
     if r.get("open_set"):
         out += open_set_section(r["open_set"])
     if r.get("called_out"):
-        out += ["## Species the study singled out", "",
+        out += ["## Species with images of another size", "",
                 _md_table(["species", "images", "correct", "top-1", "note"],
                           [(c["class"], c["n"], c["correct"], _pct(c["top1"]), c["note"]) for c in r["called_out"]]), ""]
     out += ["## Plots", ""] + [f"![{name}]({Path(p).name})" for name, p in plots.items()] + [""]
@@ -207,11 +199,16 @@ def write_report(report: dict, out_dir) -> dict:
     files = {"report_json": str(out_dir / "report.json"), "report_md": str(out_dir / "report.md"),
              "plots": [str(p) for p in plots.values()] + list(report.get("robustness", {}).get("plots", {}).values())}
     report["files"] = files
-    data = dict(report)
-    if len(names) > MATRIX_MAX_CLASSES:
-        data.pop("confusion_matrix")  # 525 x 525 counts: too big for a report; the pairs are listed
-    else:
-        data["confusion_matrix"] = cm.tolist()
-    atomic_write_json(out_dir / "report.json", data)
+    atomic_write_json(out_dir / "report.json", report_json(report))
     atomic_write_text(out_dir / "report.md", markdown(report, plots))
     return files
+
+
+def report_json(report: dict) -> dict:
+    """What report.json holds, and `eval --json` prints: every figure of the evaluation."""
+    data = dict(report)
+    if len(report["per_class"]) > MATRIX_MAX_CLASSES:
+        data.pop("confusion_matrix", None)  # 525 x 525 counts: too big for a report; the pairs are listed
+    else:
+        data["confusion_matrix"] = np.asarray(report["confusion_matrix"]).tolist()
+    return data

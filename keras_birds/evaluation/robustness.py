@@ -103,12 +103,12 @@ def _stamp(path) -> list:
     return [st.st_size, st.st_mtime_ns]
 
 
-def stored(report: dict) -> dict | None:
-    """The robustness.json an earlier `eval --corruptions` left beside an eval report, if it is of this
-    very model file (same path, size and modification time), split and data: compare's robustness column.
-    A plain eval rewrites report.json but leaves robustness.json, so the figure outlives it."""
+def stored(report: dict, folder=None) -> dict | None:
+    """The robustness.json an earlier `eval --corruptions` left in `folder` (default: beside this eval report),
+    if it is of this very model file (same path, size and modification time), split and data: compare's
+    robustness column. A plain eval rewrites report.json but leaves robustness.json, so the figure outlives it."""
     try:
-        result = json.loads((Path(report["report_dir"]) / "robustness.json").read_text())
+        result = json.loads((Path(folder or report["report_dir"]) / "robustness.json").read_text())
         stamp = _stamp(report["model_file"])
     except (OSError, ValueError):
         return None

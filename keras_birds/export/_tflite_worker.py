@@ -4,7 +4,8 @@
 
 JOB.json: {"model", "n_classes", "options" (build_classifier keywords), "weights" (a .keras or .weights.h5),
 "quantize": [...], "calibration" (a .npy of uint8 images, for int8), "int8_float_convs" (int8 keeps the ops up to
-this convolution float; 0: none), "out_dir", "die_with_parent"}.
+this convolution float; 0: none), "out_dir", "die_with_parent", "progress" (a file where int8 calibration
+counts the images fed so far, for the parent's progress bar)}.
 Writes OUT_DIR/<quantize>.tflite (plain, no metadata) and OUT_DIR/worker.json with what it did.
 With "die_with_parent", stdin must be a pipe held by the parent (export/tflite.py): EOF there
 without a "done" first means the parent died, and the worker then ends itself and removes OUT_DIR.
@@ -105,7 +106,8 @@ def _int8_float_convs(converter, float_convs: int, calibration) -> tuple:
                                     denylisted_nodes=[c["tensor"] for c in kept]), kept
 
 
-def _convert(saved_model_dir: str, quantize: str, calibration, float_convs: int = 0) -> tuple:
+def _convert(saved_model_dir: str, quantize: str, calibration, float_convs: int = 0,
+             counter: str | None = None) -> tuple:
     """(the .tflite bytes, the convolutions int8 keeps float)."""
     import numpy as np
     import tensorflow as tf
@@ -122,8 +124,10 @@ def _convert(saved_model_dir: str, quantize: str, calibration, float_convs: int 
         # Full-integer post-training quantisation; per-channel weights are the converter's default
         # for conv/dense kernels. uint8 in/out: the app hands over its RGB bytes as they are.
         def representative():
-            for image in calibration:
+            for i, image in enumerate(calibration, 1):
                 yield [image[None].astype(np.float32)]
+                if counter:  # the parent polls it for its progress bar
+                    Path(counter).write_text(str(i))
 
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -163,7 +167,7 @@ def main(job_path: str) -> int:
         for quantize in job["quantize"]:
             t0 = time.time()
             _say(f"converting ({quantize})")
-            data, kept = _convert(saved, quantize, calibration, job.get("int8_float_convs", 0))
+            data, kept = _convert(saved, quantize, calibration, job.get("int8_float_convs", 0), job.get("progress"))
             path = out_dir / f"{quantize}.tflite"
             path.write_bytes(data)
             report["files"][quantize] = {"path": str(path), "bytes": len(data), "float_convs": kept,

@@ -57,13 +57,14 @@ class _Inputs:
 def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none",), out=None,
            calibration_images: int = DEFAULT_CALIBRATION_IMAGES, verify: bool = True, data: str | None = None,
            exclude: str | None = None, latency_runs: int = DEFAULT_LATENCY_RUNS, log=_log,
-           int8_float_convs: int | None = None) -> ExportResult:
+           int8_float_convs: int | None = None, progress: bool = True) -> ExportResult:
     """Convert, verify and time every file in a pending folder, then commit: each file gets its
     final (or `*.unverified.*`) name only after its own verdict, and export.json is written last.
 
     Everything that can fail on the user's input (the run, its data, the calibration images) is
     checked before any conversion, and a failure or a kill at any point leaves the files and
-    export.json of an earlier export as they were. data/exclude: as RunContext.split_index.
+    export.json of an earlier export as they were. data/exclude: as RunContext.split_index. progress: a bar
+    on stderr over the images int8 calibration feeds the converter.
     """
     quantize = _checked_quantize(onnx, tflite, quantize, calibration_images)
     if int8_float_convs is not None and int8_float_convs < 0:
@@ -78,7 +79,7 @@ def export(run_path, *, onnx: bool = True, tflite: bool = True, quantize=("none"
         started = time.time()
         converted = {}
         files = _convert(run, pending, onnx, quantize, inputs.calibration_images, out_dir / "tflite_convert.log", log,
-                         int8_float_convs, converted)
+                         int8_float_convs, converted, progress)
         inputs.calibration_images = None  # up to 300 decoded images: not needed from here on
         report = _verify_measure_report(run, files, inputs.valid, latency_runs, log)
         report.update(data=inputs.data, calibration=inputs.calibration, seconds=round(time.time() - started, 1))
@@ -177,7 +178,7 @@ def _pending_dir(out_dir: Path) -> Path:
 
 # -- convert -------------------------------------------------------------------------------------
 def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_images, failure_log: Path,
-             log, int8_float_convs: int, converted: dict) -> dict:
+             log, int8_float_convs: int, converted: dict, progress: bool = True) -> dict:
     """{label: (path in `pending`, quantize)} of the converted files."""
     from keras_birds.export import onnx as onnx_export
     from keras_birds.export import tflite as tflite_export
@@ -205,7 +206,8 @@ def _convert(run: RunContext, pending: Path, onnx: bool, quantize: list, cal_ima
         written = tflite_export.export_tflite(
             model_name=recipe.model, weights=weights, n_classes=len(classes), options=classifier_options(recipe),
             class_names=classes, quantize=quantize, out_dir=pending, calibration=cal_images,
-            description=description, keep_log=failure_log, int8_float_convs=int8_float_convs, details=converted)
+            description=description, keep_log=failure_log, int8_float_convs=int8_float_convs, details=converted,
+            progress=progress)
         files.update({f"tflite_{q}": (p, q) for q, p in written.items()})
         for path in written.values() if unknown else ():
             atomic_write_bytes(path, add_packed_file(path.read_bytes(), UNKNOWN_JSON, unknown.encode("utf-8")))

@@ -55,7 +55,28 @@ def calibration_images(index: SplitIndex, image_size: int, n: int, seed: int = 0
                     "of_species": len(index.class_names), "split": index.split}
 
 
-def _run_worker(job: dict, work: Path, keep_log: Path) -> dict:
+def _wait(proc, counter: Path, total: int, progress: bool) -> int:
+    """The worker's exit code; meanwhile a bar over the calibration images it has fed the converter, as it
+    counts them in `counter` (calibration runs the model once per image, up to 300 of them)."""
+    from tqdm.auto import tqdm
+
+    shown = progress and total > 0
+    with tqdm(total=total, desc="int8 calibration", unit="img", file=sys.stderr, disable=not shown) as bar:
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                code = None
+            try:
+                done = min(int(counter.read_text() or 0), total)
+            except (OSError, ValueError):  # not written yet, or caught mid-write
+                done = bar.n
+            bar.update(max(0, done - bar.n))
+            if code is not None:
+                return code
+
+
+def _run_worker(job: dict, work: Path, keep_log: Path, progress: bool = False) -> dict:
     """Run the TensorFlow worker on `job`; its life is tied to ours (see _tflite_worker.main).
 
     The worker's stdin is a pipe whose only write end we hold: it reads EOF when this process ends
@@ -73,7 +94,7 @@ def _run_worker(job: dict, work: Path, keep_log: Path) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "keras_birds.export._tflite_worker", str(job_path)],
                                 env=env, stdin=subprocess.PIPE, stdout=f, stderr=subprocess.STDOUT)
         try:
-            returncode = proc.wait()
+            returncode = _wait(proc, Path(job["progress"]), job["calibration_images"], progress)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -95,7 +116,7 @@ def _run_worker(job: dict, work: Path, keep_log: Path) -> dict:
 def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: dict, class_names: list,
                   quantize: list, out_dir: Path, calibration: np.ndarray | None, description: dict,
                   keep_log: Path | None = None, int8_float_convs: int = DEFAULT_INT8_FLOAT_CONVS,
-                  details: dict | None = None) -> dict:
+                  details: dict | None = None, progress: bool = False) -> dict:
     """Convert once per quantisation, add metadata + labels; returns {quantize: Path}.
 
     `int8_float_convs`: int8 keeps this many convolutions, those of largest quantisation error, in float32
@@ -104,7 +125,7 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: di
 
     `options`: the build_classifier keywords of the model (models.build.classifier_options), which the
     TensorFlow worker rebuilds it with. `keep_log`: where the worker's log goes if it fails
-    (default OUT_DIR/tflite_convert.log).
+    (default OUT_DIR/tflite_convert.log). `progress`: a bar on stderr over the int8 calibration images.
     """
     unknown = [q for q in quantize if q not in QUANTIZE]
     if unknown:
@@ -119,11 +140,12 @@ def export_tflite(*, model_name: str, weights: Path, n_classes: int, options: di
         work = Path(tmp)
         job = {"model": model_name, "n_classes": n_classes, "options": dict(options),
                "weights": str(Path(weights).resolve()), "quantize": list(quantize), "out_dir": str(work),
-               "calibration": None, "die_with_parent": True, "int8_float_convs": int(int8_float_convs)}
+               "calibration": None, "die_with_parent": True, "int8_float_convs": int(int8_float_convs),
+               "progress": str(work / "calibrated"), "calibration_images": 0}
         if "int8" in quantize:
             np.save(work / "calibration.npy", calibration)
-            job["calibration"] = str(work / "calibration.npy")
-        report = _run_worker(job, work, Path(keep_log) if keep_log else out_dir / "tflite_convert.log")
+            job["calibration"], job["calibration_images"] = str(work / "calibration.npy"), len(calibration)
+        report = _run_worker(job, work, Path(keep_log) if keep_log else out_dir / "tflite_convert.log", progress)
         if details is not None:
             details.update({q: {k: v for k, v in f.items() if k != "path"} for q, f in report["files"].items()})
         for q in quantize:

@@ -7,6 +7,7 @@ It answers the questions each of them used to answer on its own, each answer rea
     run.model_file()      model.keras, else best.weights.h5 (a run still training, or killed)
     run.class_names()     classes.txt
     run.split_index(split, data=None, exclude=None)   one split of its data, less its exclude list
+    run.unfinished()      how far a run got whose training never ended (killed, or still going), else None
 
 A RunContext is a RunDir, so every path of the run directory contract is there too.
 """
@@ -65,6 +66,9 @@ class RunContext(RunDir):
         raise UserError(f"{self.path} has no trained model yet (no model.keras or best.weights.h5): "
                         f"let at least one epoch finish")
 
+    def unfinished(self) -> dict | None:
+        return unfinished(self)
+
     def class_names(self) -> list:
         if self._classes is None:
             names = self.read_classes()
@@ -75,6 +79,25 @@ class RunContext(RunDir):
 
     def split_index(self, split: str, data=None, exclude=None) -> DataSplit:
         return load_split(split, data, exclude, run=self)
+
+
+def unfinished(run: RunDir) -> dict | None:
+    """{"epochs_done", "epochs", "note"} of a run whose training has not ended, else None: the one test eval,
+    predict, compare and report share. Training writes model.keras, then summary.json, only when it ends;
+    state.json counts the epochs finished, recipe.json the epochs asked for."""
+    if run.model_keras.is_file() or run.summary_json.is_file():
+        return None
+    try:
+        done = int(run.read_state().get("epochs_done") or 0)
+    except (OSError, ValueError, AttributeError):  # an unreadable state.json: no epoch counts as finished
+        done = 0
+    try:
+        epochs = sum(int(e) for e in json.loads(run.recipe_json.read_text())["epochs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        epochs = None
+    total = "?" if epochs is None else epochs
+    note = f"unfinished: stopped after epoch {done} of {total}" if done else f"unfinished: no epoch of {total} finished"
+    return {"epochs_done": done, "epochs": epochs, "note": note}
 
 
 def load_split(split: str, data=None, exclude=None, run: RunContext | None = None) -> DataSplit:

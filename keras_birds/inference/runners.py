@@ -95,12 +95,32 @@ class KerasRunner(Runner):
 
 
 def _load_keras(path: Path):
+    import zipfile
+
     import keras
 
+    if not zipfile.is_zipfile(path):  # Keras would say "File not found" of a file that is there
+        raise UserError(_damaged(path))
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as e:
+        if "`Lambda` layer" in str(e) and "safe_mode" in str(e):  # Keras' own text is a paragraph
+            raise UserError(f"{path} was refused as unsafe to load: it holds a Lambda layer whose Python code would "
+                            f"run on load and could do anything on this machine; keras-birds models have no Lambda "
+                            f"layer, so this file was not written by keras-birds (or was altered)") from e
+        if isinstance(e, zipfile.BadZipFile):
+            raise UserError(_damaged(path)) from e
         raise UserError(f"{path} is not a loadable Keras model ({brief(e, 200, with_type=True)})") from e
+
+
+def _damaged(path: Path) -> str:
+    """One line for a .keras that is no whole zip archive (a copy cut short, a disk that filled up)."""
+    head = f"{path} is damaged or truncated (not a valid .keras zip archive)"
+    run = enclosing_run(path)
+    if run is not None and path == run.model_keras and run.best_weights.is_file():
+        return (f"{head}: remove it and the run's best.weights.h5 (the same best epoch) is used instead, "
+                f"e.g. `keras-birds eval {run.path}`; or retrain")
+    return f"{head}: copy it again from where it came from, or use its run directory (best.weights.h5) or retrain"
 
 
 def build_with_weights(recipe, n_classes: int, weights: Path):

@@ -106,7 +106,7 @@ def _check_out(out_dir: Path, run: RunContext):
         raise UserError(f"--out {out_dir} already exists and is not empty: choose another --out")
 
 
-def _train_features(model, recipe, old, new, views: int, batch_size: int):
+def _train_features(model, recipe, old, new, views: int, batch_size: int, progress: bool):
     """(new species' train features, their labels 0..n_new-1, and (features, labels with the old classes first,
     per-row weights) of old + new train images, or None without old images).
 
@@ -117,24 +117,27 @@ def _train_features(model, recipe, old, new, views: int, batch_size: int):
     loaders = [BatchLoader(new["train"], size, batch_size, workers=1)] + [
         BatchLoader(new["train"], size, batch_size, workers=1,
                     augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k)) for k in range(views)]
-    f_new, y_new = extract_features(model, loaders, flip_too=True)
+    f_new, y_new = extract_features(model, loaders, flip_too=True, progress=progress)
     if not old:
         return f_new, y_new, None
     n_old = len(old["train"].index.class_names)
-    f_old, y_old = extract_features(model, [BatchLoader(old["train"].index, size, batch_size, workers=1)])
+    f_old, y_old = extract_features(model, [BatchLoader(old["train"].index, size, batch_size, workers=1)],
+                                    progress=progress)
     # Every train image weighs the same, whatever its number of views.
     weights = np.concatenate([np.ones(len(f_old)), np.full(len(f_new), 1.0 / (2 * len(loaders)))])
     return f_new, y_new, (np.concatenate([f_old, f_new]), np.concatenate([y_old, y_new + n_old]), weights)
 
 
-def _valid_views(model, recipe, old, new, n_old: int, batch_size: int):
+def _valid_views(model, recipe, old, new, n_old: int, batch_size: int, progress: bool):
     """([valid features], labels in old-then-new order, is-old mask); None without valid images. Plain images
     only, no flip TTA: the methods are compared, not the final figures, and a pass costs."""
-    parts = []
+    parts, size = [], recipe.image_size
     if old:
-        parts.append((feature_views(model, old["valid"].index, recipe.image_size, False, batch_size), 0))
+        parts.append((feature_views(model, old["valid"].index, size, False, batch_size,
+                                    "features: old species' valid images" if progress else ""), 0))
     if "valid" in new:
-        parts.append((feature_views(model, new["valid"], recipe.image_size, False, batch_size), n_old))
+        parts.append((feature_views(model, new["valid"], size, False, batch_size,
+                                    "features: new species' valid images" if progress else ""), n_old))
     parts = [(p, offset) for p, offset in parts if len(p[1])]
     if not parts:
         return None
@@ -208,8 +211,9 @@ def default_out(run_path, n_new: int) -> Path:
 
 
 def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, method: str = "auto",
-                views: int | None = None, batch_size: int = 32, log=_log) -> AddedSpecies:
-    """Write a run that knows the old run's species and NEW_ROOT's; see the module docstring."""
+                views: int | None = None, batch_size: int = 32, log=_log, progress: bool = True) -> AddedSpecies:
+    """Write a run that knows the old run's species and NEW_ROOT's; see the module docstring. progress: bars on
+    stderr over the images each forward pass reads."""
     started = time.time()
     if method not in ("auto",) + new_rows.METHODS:
         raise UserError(f"--method must be auto or one of {', '.join(new_rows.METHODS)}, got {method!r}")
@@ -228,10 +232,10 @@ def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, me
     keras.utils.set_random_seed(recipe.seed)  # the augmented views and the probes' start: reproducible
     log(f"adding {len(new_names)} species ({len(new['train'])} photos) to the {len(old_names)} of {run.path}")
     views = recipe.probe_views if views is None else views  # as the recipe fitted its own head
-    f_new, y_new, combined = _train_features(model, recipe, old, new, views, batch_size)
+    f_new, y_new, combined = _train_features(model, recipe, old, new, views, batch_size, progress)
     kernel, bias = head_weights(model)
     heads = _candidates(method, keep_old_rows, kernel, bias, f_new, y_new, len(new_names), combined)
-    figures = _measure(heads, _valid_views(model, recipe, old, new, len(old_names), batch_size))
+    figures = _measure(heads, _valid_views(model, recipe, old, new, len(old_names), batch_size, progress))
     chosen = _choose(figures)
     classes = sorted(old_names + new_names)
     position = {n: i for i, n in enumerate(old_names + new_names)}

@@ -11,6 +11,7 @@ unknown DIR's non-test images, the threshold on the valid split alone.
 """
 from __future__ import annotations
 
+import os
 import time
 
 from keras_birds import __version__
@@ -24,14 +25,14 @@ from keras_birds.openset.scores import DEFAULT_ACCEPT, DEPLOYABLE, compare_score
 from keras_birds.openset.unknown_images import CALIBRATION, unknown_index
 
 
-def _outputs_with_means(opened, index, batch_size: int, means):
-    out = model_outputs(opened, index, batch_size)
+def _outputs_with_means(opened, index, batch_size: int, means, progress: str = ""):
+    out = model_outputs(opened, index, batch_size, progress)
     if "features" in out and means is not None:
         out["class_means"] = means
     return out
 
 
-def _train_means(opened):
+def _train_means(opened, progress: str = ""):
     """Class means of the run's train features (the cosine score), for a Keras model of a run; else None."""
     if opened.runner.kind != "keras" or opened.run is None:
         return None
@@ -39,7 +40,7 @@ def _train_means(opened):
         train = opened.run.split_index("train").index
     except UserError:
         return None  # the run's data has moved: that one score is left out
-    return class_means(opened.runner.model, train, opened.runner.image_size)
+    return class_means(opened.runner.model, train, opened.runner.image_size, progress)
 
 
 def _check_accept(accept: float):
@@ -69,9 +70,10 @@ def open_set_figures(opened, known_index, unknown, unknown_dir, batch_size: int 
 
 
 def calibrate_unknown(run_path, unknown_dir, *, score_name: str = "auto", accept: float = DEFAULT_ACCEPT,
-                      data=None, exclude=None, batch_size: int = 32, log=_log) -> dict:
+                      data=None, exclude=None, batch_size: int = 32, log=_log, progress: bool = True) -> dict:
     """Pick the score (best valid AUROC among scores.DEPLOYABLE, or `score_name`) and the threshold that
-    accepts `accept` of the valid known images; write RUN/unknown.json and return it."""
+    accepts `accept` of the valid known images; write RUN/unknown.json and return it. The --unknown folder
+    is stored absolute (what was typed in as_given, as a run stores its data paths)."""
     _check_accept(accept)
     if score_name != "auto" and score_name not in DEPLOYABLE:
         raise UserError(f"--score must be auto or one an app computes from the probabilities: "
@@ -82,13 +84,16 @@ def calibrate_unknown(run_path, unknown_dir, *, score_name: str = "auto", accept
     valid = run.split_index("valid", data, exclude)
     unknown = unknown_index(unknown_dir, CALIBRATION, run.class_names())
     log(f"scoring {len(valid.index)} valid images of {run.path.name} and {len(unknown)} unknown images of {unknown_dir}")
-    means = _train_means(opened)
-    figures = compare_scores(_outputs_with_means(opened, valid.index, batch_size, means),
-                             _outputs_with_means(opened, unknown, batch_size, means), accept)
+    bar = lambda what: f"scoring {what}" if progress else ""  # noqa: E731  each progress bar's label ("": none)
+    means = _train_means(opened, bar("train images (class means)"))
+    figures = compare_scores(_outputs_with_means(opened, valid.index, batch_size, means, bar("valid images")),
+                             _outputs_with_means(opened, unknown, batch_size, means, bar("unknown images")), accept)
+    folder = os.path.abspath(unknown_dir)
     chosen = max(DEPLOYABLE, key=lambda n: figures[n]["auroc"]) if score_name == "auto" else score_name
     payload = rules.rule_payload(
-        chosen, figures[chosen]["threshold"], accept_known=accept,
-        chosen_on={"known": f"{valid.data} [valid], {len(valid.index)} images", "unknown": f"{unknown_dir} "
+        chosen, figures[chosen]["threshold"], accept_known=accept, unknown=folder,
+        **({"as_given": {"unknown": str(unknown_dir)}} if str(unknown_dir) != folder else {}),
+        chosen_on={"known": f"{valid.data} [valid], {len(valid.index)} images", "unknown": f"{folder} "
                    f"(all but its test split), {len(unknown)} images", "by": "valid AUROC" if score_name == "auto"
                    else "--score"},
         candidates=figures, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"), keras_birds_version=__version__,

@@ -24,7 +24,8 @@ _BEFORE = [lambda: None]  # set by add_openset_commands: runs before each comman
 @click.option("--views", type=int, help="Augmented passes over the new photos (each also mirrored) for the new rows "
                                        "[default: the recipe's probe_views]; each costs a pass over them.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
-def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size):
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size, quiet):
     """Write a new run whose model knows RUN_DIR's species plus those of --data, without retraining.
 
     The backbone is frozen; the head gets one row per new species from its few photos, and the old
@@ -42,7 +43,7 @@ def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     result = run_add_species(run_dir, new_root, out, keep_old_rows=keep_old_rows, method=method, views=views,
-                             batch_size=batch_size, log=lambda msg: click.echo(msg, err=True))
+                             batch_size=batch_size, log=lambda msg: click.echo(msg, err=True), progress=not quiet)
     r = result.report
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for name, f in r["candidates"].items():
@@ -64,7 +65,8 @@ def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size
 @click.option("--accept", type=float, default=0.95, show_default=True, help="Share of known valid images to keep.")
 @click.option("--data", help="Where the run's data set is now, if it has moved [default: the recipe's data].")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
-def calibrate_unknown(run_dir, unknown, score_name, accept, data, batch_size):
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def calibrate_unknown(run_dir, unknown, score_name, accept, data, batch_size, quiet):
     """Choose RUN_DIR's "unknown" rule and store it in RUN_DIR/unknown.json.
 
     The score (max probability, margin or entropy of the output probabilities: what an app can compute)
@@ -82,9 +84,9 @@ def calibrate_unknown(run_dir, unknown, score_name, accept, data, batch_size):
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     payload = run_calibrate(run_dir, unknown, score_name=score_name, accept=accept, data=data, batch_size=batch_size,
-                            log=lambda msg: click.echo(msg, err=True))
+                            log=lambda msg: click.echo(msg, err=True), progress=not quiet)
     click.echo(format_figures(payload["candidates"]))
-    click.echo(f"stored in {run_dir}/unknown.json: {payload['rule']}, threshold {payload['threshold']:.4g} "
+    click.echo(f"stored in {run_dir}/unknown.json: {payload['rule']} "
                f"(score chosen by {payload['chosen_on']['by']}; keeps {100 * accept:.0f}% of valid images)")
 
 

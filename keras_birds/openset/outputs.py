@@ -6,11 +6,15 @@
                                                        for a Keras model
     class_means(model, index, size)                    mean pooled feature of each class (train images)
 
+Each takes `progress`: the label of a progress bar on stderr over the images ("" for none).
+
 A Keras model's probabilities are softmax(logits) of its own head (dropout is off at inference), so
 every score of one image comes from one forward pass. With flip TTA the two views' probabilities are
 averaged, as eval and predict do, and their logits and features too.
 """
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 
@@ -32,24 +36,28 @@ def head_weights(model):
     return kernel.astype(np.float64), bias.astype(np.float64)
 
 
-def _batches(index, size: int, batch_size: int):
+def _batches(index, size: int, batch_size: int, progress: str = ""):
     """(uint8 images, int labels) of every batch; a wholly unreadable batch is skipped, not borrowed twice."""
+    from tqdm.auto import tqdm
+
     loader = BatchLoader(index, size, batch_size, workers=1)
-    for i in range(len(loader)):
-        positions = loader.order[i * batch_size:(i + 1) * batch_size]
-        images, labels = loader.load_batch(i)
-        if not all(index.paths[j] in loader.skipped.files for j in positions):
-            yield images, labels
+    with tqdm(total=len(index), desc=progress, unit="img", file=sys.stderr, disable=not progress) as bar:
+        for i in range(len(loader)):
+            positions = loader.order[i * batch_size:(i + 1) * batch_size]
+            images, labels = loader.load_batch(i)
+            bar.update(len(positions))
+            if not all(index.paths[j] in loader.skipped.files for j in positions):
+                yield images, labels
 
 
-def feature_views(model, index, size: int, tta_flip: bool = False, batch_size: int = 32):
+def feature_views(model, index, size: int, tta_flip: bool = False, batch_size: int = 32, progress: str = ""):
     """([pooled features of each view (N, D)], labels): the plain images, and their mirror images too."""
     from keras_birds.models.build import feature_model
 
     features = feature_model(model)
     views = [[], []] if tta_flip else [[]]
     labels = []
-    for images, y in _batches(index, size, batch_size):
+    for images, y in _batches(index, size, batch_size, progress):
         for out, batch in zip(views, [images, mirrored(images)]):
             out.append(np.asarray(features.predict_on_batch(batch.astype("float32")), np.float64))
         labels.append(y)
@@ -58,31 +66,32 @@ def feature_views(model, index, size: int, tta_flip: bool = False, batch_size: i
             np.concatenate(labels) if labels else np.zeros(0, np.int64))
 
 
-def features_and_logits(model, index, size: int, tta_flip: bool = False, batch_size: int = 32) -> dict:
+def features_and_logits(model, index, size: int, tta_flip: bool = False, batch_size: int = 32,
+                        progress: str = "") -> dict:
     """{"features", "logits", "probs", "labels"} of a Keras classifier over `index` (views averaged)."""
     kernel, bias = head_weights(model)
-    views, labels = feature_views(model, index, size, tta_flip, batch_size)
+    views, labels = feature_views(model, index, size, tta_flip, batch_size, progress)
     logits = [v @ kernel + bias for v in views]
     return {"features": np.mean(views, axis=0), "logits": np.mean(logits, axis=0),
             "probs": np.mean([softmax(z) for z in logits], axis=0), "labels": labels}
 
 
-def class_means(model, index, size: int) -> np.ndarray:
+def class_means(model, index, size: int, progress: str = "") -> np.ndarray:
     """(C, D): the mean pooled feature of each class's images in `index` (zeros for a class without any)."""
-    got = features_and_logits(model, index, size)
+    got = features_and_logits(model, index, size, progress=progress)
     f, y = got["features"], got["labels"]
     return np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1])
                      for c in range(len(index.class_names))])
 
 
-def model_outputs(opened, index, batch_size: int = 32) -> dict:
+def model_outputs(opened, index, batch_size: int = 32, progress: str = "") -> dict:
     """{"probs", "labels"} of any opened model (inference.open_model) over `index`; a Keras model adds
     "logits" and "features"."""
     runner = opened.runner
     if runner.kind == "keras":
-        return features_and_logits(runner.model, index, runner.image_size, opened.tta_flip, batch_size)
+        return features_and_logits(runner.model, index, runner.image_size, opened.tta_flip, batch_size, progress)
     probs, labels = [], []
-    for images, y in _batches(index, runner.image_size, batch_size):
+    for images, y in _batches(index, runner.image_size, batch_size, progress):
         probs.append(np.asarray(opened.predict(images), np.float64))
         labels.append(y)
     n = runner.n_classes or 0

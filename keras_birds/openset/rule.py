@@ -1,10 +1,12 @@
 """The "unknown" rule of a model: a score of its output probabilities and a threshold below which the
 answer is "unknown" rather than a species.
 
-Where it is kept, first found wins (stored_rule):
+Where it is kept (stored_rule):
   - an exported file: its own metadata, next to the labels (a .tflite: `unknown.json` packed beside
-    `labels.txt`; an .onnx: metadata_props["unknown"]), as written by `keras-birds export`;
-  - a run directory, or a file inside one: RUN/unknown.json, written by `keras-birds calibrate-unknown`.
+    `labels.txt`; an .onnx: metadata_props["unknown"]), as written by `keras-birds export`; a file
+    without one has no rule, wherever it sits, as in an app (stale_export: the warning when its run's
+    unknown.json is another rule, i.e. calibrate-unknown ran after the export);
+  - a run directory, or a .keras inside one: RUN/unknown.json, written by `keras-birds calibrate-unknown`.
 The JSON is the same everywhere: {"score", "threshold", "rule" (what an app computes), ...}.
 """
 from __future__ import annotations
@@ -16,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from keras_birds.errors import UserError
-from keras_birds.openset.scores import DEPLOYABLE, SCORES, score
+from keras_birds.openset.scores import DEPLOYABLE, RULE_NOTES, SCORES, score
 from keras_birds.run_dir import atomic_write_json
 
 UNKNOWN_JSON = "unknown.json"  # in a run directory, and packed in a .tflite
 ONNX_KEY = "unknown"
+EXPORTED = ("tflite", "onnx")  # runner kinds that carry their own rule (an app reads nothing else)
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,11 @@ def parse_rule(text, source: str) -> UnknownRule:
 
 
 def rule_payload(score_name: str, threshold: float, **extra) -> dict:
-    """The JSON an app reads: the score, its formula over the output vector p, the threshold."""
+    """The JSON an app reads: the score, the threshold, and the rule in words with its formula over the
+    output vector p (the threshold shown to 4 digits; "threshold" holds it whole)."""
+    note = f" ({RULE_NOTES[score_name]})" if score_name in RULE_NOTES else ""
     return {"score": score_name, "threshold": float(threshold),
-            "rule": f"answer 'unknown' when {SCORES[score_name][1]} < threshold", **extra}
+            "rule": f"answer 'unknown' when {SCORES[score_name][1]} is below {threshold:.4g}{note}", **extra}
 
 
 def write_run_rule(run_path, payload: dict) -> Path:
@@ -92,5 +97,25 @@ def file_rule(path) -> UnknownRule | None:
 
 
 def stored_rule(runner) -> UnknownRule | None:
-    """The rule for a runner's model: the file's own metadata, else its run's unknown.json."""
-    return file_rule(runner.path) or (run_rule(runner.run_dir.path) if runner.run_dir is not None else None)
+    """The rule for a runner's model: an exported file's own metadata (or none) wherever it sits, as an app
+    reads it; the run's unknown.json for a run's Keras model."""
+    if runner.kind in EXPORTED:
+        return file_rule(runner.path)
+    return run_rule(runner.run_dir.path) if runner.run_dir is not None else None
+
+
+def stale_export(runner) -> str | None:
+    """One line when an exported file sits in a run whose unknown.json holds another rule than the file's
+    (calibrate-unknown ran after the export), else None."""
+    if runner.kind not in EXPORTED or runner.run_dir is None:
+        return None
+    newer, inside = run_rule(runner.run_dir.path), file_rule(runner.path)
+    if newer is None or (inside is not None and (inside.score, inside.threshold) == (newer.score, newer.threshold)):
+        return None
+    from keras_birds.export.reexport import reexport_command
+
+    has = (f"holds another unknown-species rule ({inside.score} >= {inside.threshold:.4g}) than" if inside
+           else "holds no unknown-species rule, unlike")
+    return (f"{runner.path} is out of date: it {has} {newer.source} ({newer.score} >= {newer.threshold:.4g}, "
+            f"from calibrate-unknown), and answers by its own, as an app would; re-export to carry the run's rule: "
+            f"{reexport_command(runner.run_dir.path, runner.path)}")

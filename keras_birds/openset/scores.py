@@ -47,16 +47,18 @@ def _cosine_to_class_mean(out):
     return (f @ means.T).max(1)
 
 
-# name -> (function of the outputs dict, what the app computes from the output vector p, or None).
+# name -> (function of the outputs dict, what the app computes from the output vector p, or None); the
+# phrase reads in "answer 'unknown' when <phrase> is below T" (rule.rule_payload).
 SCORES = {
-    "max_probability": (_max_probability, "max(p)"),
-    "margin": (_margin, "p1 - p2, the two largest probabilities"),
-    "neg_entropy": (_neg_entropy, "sum(p * log p), with 0 log 0 = 0"),
+    "max_probability": (_max_probability, "the top probability max(p)"),
+    "margin": (_margin, "the margin p1 - p2 between the two largest probabilities"),
+    "neg_entropy": (_neg_entropy, "the negative entropy -H(p) = sum(p * log p)"),
     "max_logit": (_max_logit, None),
     "energy": (_energy, None),
     "cosine_to_class_mean": (_cosine_to_class_mean, None),
 }
 DEPLOYABLE = tuple(name for name, (_, rule) in SCORES.items() if rule)
+RULE_NOTES = {"neg_entropy": "a p of 0 adds 0"}  # int8 outputs hold exact zeros, where log p is -inf
 NEEDS = {"max_logit": ("logits",), "energy": ("logits",), "cosine_to_class_mean": ("features", "class_means")}
 
 

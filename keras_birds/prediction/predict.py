@@ -3,7 +3,8 @@
 The model is anything `inference.open_model` takes (a run directory, .keras, .tflite, .onnx), so a photo gets
 the same answer from the Keras run and from the file shipped in the app. Below `threshold` the
 answer is "unknown": the app must not name a species it is unsure of. Without one, the model's stored
-rule applies (`calibrate-unknown`: its exported file's metadata, else RUN/unknown.json; openset/rule.py).
+rule applies (`calibrate-unknown`: an exported file's own metadata, a run's RUN/unknown.json; openset/rule.py),
+with a warning when an exported file is older than its run's rule.
 An unreadable file is reported in `errors` and the rest go on.
 """
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from keras_birds.data.images import BadImage, load_rgb
 from keras_birds.data.sources import IMAGE_SUFFIXES, image_files_under
 from keras_birds.errors import UserError
-from keras_birds.openset.rule import UnknownRule, stored_rule
+from keras_birds.openset.rule import UnknownRule, stale_export, stored_rule
 
 UNKNOWN = "unknown"
 
@@ -31,10 +32,13 @@ class Predictions:
     results: list = field(default_factory=list)  # {"path", "species", "probability", "top_k": [...]}
     errors: list = field(default_factory=list)  # {"path", "error"}
     unknown_rule: dict = field(default_factory=dict)  # {"score", "threshold", "from"}
+    warnings: list = field(default_factory=list)  # one line each, about the model (e.g. an out-of-date export)
+    unfinished: dict | None = None  # the model's run never finished training (RunContext.unfinished)
 
     def as_dict(self) -> dict:
         return {"model": self.model, "kind": self.kind, "threshold": self.threshold, "tta_flip": self.tta_flip,
-                "unknown_rule": self.unknown_rule, "results": self.results, "errors": self.errors}
+                "unknown_rule": self.unknown_rule, "results": self.results, "errors": self.errors,
+                "warnings": self.warnings, "unfinished": self.unfinished}
 
 
 def collect_images(inputs) -> tuple[list, list]:
@@ -89,6 +93,12 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float | None = None, ba
     rule = _unknown_rule(threshold, runner)
     out = Predictions(str(runner.path), runner.kind, rule.threshold, opened.tta_flip, errors=errors,
                       unknown_rule={"score": rule.score, "threshold": rule.threshold, "from": rule.source})
+    stale = stale_export(runner) if threshold is None else None  # --threshold: no stored rule is used anyway
+    out.warnings.extend([stale] if stale else [])
+    out.unfinished = opened.run.unfinished() if opened.run is not None else None
+    if out.unfinished:
+        out.warnings.append(f"{opened.run.path} is {out.unfinished['note']} (no model.keras): the answers of its "
+                            f"best epoch so far")
     bar = tqdm(total=len(files), desc="predict", unit="img", file=sys.stderr, disable=not progress or len(files) < 2)
     for start in range(0, len(files), batch_size):
         chunk = files[start:start + batch_size]

@@ -8,6 +8,7 @@
     html.py           sections -> one self-contained report.html (images inline as data: URIs, no script)
     markdown.py       sections -> report.md, its images written beside it
     study.py          write_report(): the workflow; command.py: the click command cli.py adds
+    publish.py        the page's folder written beside OUT, then swapped in whole
 
 It reads files only: no model is loaded and nothing is retrained. A piece a run lacks is "not measured".
 """

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from keras_birds.errors import UserError
+from keras_birds.inference.context import unfinished
 from keras_birds.run_dir import RunDir
 
 NOT_MEASURED = "not measured"
@@ -85,21 +86,28 @@ def eval_reports(run: RunDir) -> list:
     found = []
     for folder in (run.eval_dir, run.path / "export" / "eval"):
         for path in sorted(folder.glob("*/report.json")) if folder.is_dir() else []:
-            report, _ = load_json(path)
-            if not isinstance(report, dict) or "top1" not in report:
-                continue  # a foreign or broken file: the other reports still count
-            item = {k: report.get(k) for k in EVAL_KEYS}
-            item["source"] = str(path)
-            for name in ("reliability.png", "top_confusions.png", "confusion_matrix.png"):
-                if (path.parent / name).is_file():
-                    item[name] = str(path.parent / name)
-            robust, _ = load_json(path.parent / "robustness.json")
-            if isinstance(robust, dict) and "mean_corruption_top1" in robust:
-                item["robustness"] = dict(robust, source=str(path.parent / "robustness.json"),
-                                          heatmap=_file(path.parent / "corruptions.png"),
-                                          samples=_file(path.parent / "corruption_samples.png"))
-            found.append(item)
+            item = eval_item(path)
+            if item is not None:  # a foreign or broken file: the other reports still count
+                found.append(item)
     return found
+
+
+def eval_item(path: Path) -> dict | None:
+    """One eval report.json (and the robustness.json beside it) as the report uses it, or None."""
+    report, _ = load_json(path)
+    if not isinstance(report, dict) or "top1" not in report:
+        return None
+    item = {k: report.get(k) for k in EVAL_KEYS}
+    item["source"] = str(path)
+    for name in ("reliability.png", "top_confusions.png", "confusion_matrix.png"):
+        if (path.parent / name).is_file():
+            item[name] = str(path.parent / name)
+    robust, _ = load_json(path.parent / "robustness.json")
+    if isinstance(robust, dict) and "mean_corruption_top1" in robust:
+        item["robustness"] = dict(robust, source=str(path.parent / "robustness.json"),
+                                  heatmap=_file(path.parent / "corruptions.png"),
+                                  samples=_file(path.parent / "corruption_samples.png"))
+    return item
 
 
 def _file(path: Path):
@@ -135,7 +143,7 @@ def collect_run(path, split: str | None = None) -> dict:
     return {
         "path": str(run.path), "name": recipe.get("name") or recipe.get("model") or run.path.name,
         "model": recipe.get("model"), "image_size": recipe.get("image_size"), "data": recipe.get("data"),
-        "epochs": recipe.get("epochs"), "recipe_source": str(run.recipe_json),
+        "epochs": recipe.get("epochs"), "recipe_source": str(run.recipe_json), "unfinished": unfinished(run),
         "training": training(run), "evals": reports, "main_eval": main_eval(reports, split) or missing(
             f"no eval report in {run.eval_dir}: run `keras-birds eval {run.path} --split test`"),
         "export": export_piece(run),
@@ -172,7 +180,7 @@ def comparison_candidates(runs: list) -> list:
 
 def collect_comparison(runs: list, given=None) -> dict:
     """comparison.json of these runs: the one given (a folder or the file), else the first found next to
-    them whose rows name one of them."""
+    them whose rows all name one of them (one that also compares other runs is not theirs)."""
     if given:
         path = Path(given)
         path = path / "comparison.json" if path.is_dir() else path
@@ -181,12 +189,18 @@ def collect_comparison(runs: list, given=None) -> dict:
             raise UserError(f"--comparison {given}: {why or 'not a comparison.json'} (write one with "
                             f"`keras-birds compare RUN_DIR... --out DIR`)")
         return _comparison(path, data, runs)
+    others = None
     for folder in comparison_candidates(runs):
         data, _ = load_json(folder / "comparison.json")
-        if isinstance(data, dict) and any(_row_run(r.get("source"), runs, folder.resolve().parent) is not None
-                                          for r in data.get("rows", [])):
+        rows = [r for r in data.get("rows") or [] if isinstance(r, dict)] if isinstance(data, dict) else []
+        owners = [_row_run(r.get("source"), runs, folder.resolve().parent) for r in rows]
+        if owners and None not in owners:
             return _comparison(folder / "comparison.json", data, runs)
-    return missing("no comparison.json of these runs next to them: run `keras-birds compare RUN_DIR... "
+        if others is None and any(o is not None for o in owners):
+            names = dict.fromkeys(r.get("name") for r, o in zip(rows, owners) if o is None)
+            others = (f"{folder / 'comparison.json'} also compares runs not in this report ({', '.join(map(str, names))}); "
+                      f"pass --comparison {folder} to show it anyway, or compare these runs alone")
+    return missing(others or "no comparison.json of these runs next to them: run `keras-birds compare RUN_DIR... "
                    "--exported --out DIR`, then pass --comparison DIR")
 
 
@@ -197,7 +211,9 @@ def _comparison(path: Path, data: dict, runs: list) -> dict:
     path = path.resolve()
     return {"source": str(path), "split": data.get("split"), "rows": rows, "notes": data.get("notes", []),
             "recommended": data.get("recommended"), "pareto": _file(path.parent / "pareto.png"),
-            "runs_absent": [run["label"] for i, run in enumerate(runs) if i not in covered]}
+            "not_ranked": data.get("not_ranked"), "left_out": data.get("left_out") or [],
+            "runs_absent": [run["label"] for i, run in enumerate(runs) if i not in covered],
+            "other_runs": list(dict.fromkeys(r.get("name") for r in rows if r["run"] is None))}
 
 
 def collect(run_paths, comparison=None) -> dict:
@@ -209,8 +225,19 @@ def collect(run_paths, comparison=None) -> dict:
     _unique_labels(runs)
     comp = collect_comparison(runs, comparison)
     if measured(comp) and comp.get("split"):
-        runs = [dict(r, main_eval=main_eval(r["evals"], comp["split"]) or r["main_eval"]) for r in runs]
+        runs = [dict(r, main_eval=main_eval(r["evals"], comp["split"]) or _compared(comp, i) or r["main_eval"])
+                for i, r in enumerate(runs)]
     return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "runs": runs, "comparison": comp}
+
+
+def _compared(comp: dict, i: int):
+    """The eval report compare wrote of run i's own model (OUT/eval/...), for a run with none in RUN/eval."""
+    for row in comp["rows"]:
+        if row["run"] == i and str(row.get("format") or "").startswith("keras") and row.get("report"):
+            item = eval_item(Path(row["report"]))
+            if item is not None:
+                return item
+    return None
 
 
 def _unique_labels(runs: list):

@@ -11,10 +11,12 @@ import click
               help="A `keras-birds clean --out` folder: adds its audit (counts per issue, exclusions, thumbnail sheets).")
 @click.option("--comparison", type=click.Path(),
               help="A `keras-birds compare --out` folder or its comparison.json [default: the first comparison/ "
-                   "folder whose rows name these runs: ./comparison, beside the runs, or one folder above them].")
+                   "folder whose rows all name these runs: ./comparison, beside the runs, or one folder above them].")
 @click.option("--out", type=click.Path(file_okay=False), default="report", show_default=True,
-              help="Folder for report.html, report.md and figures/ (report.md's images).")
-def report(run_dirs, clean_dir, comparison, out):
+              help="Folder for report.html, report.md and figures/ (report.md's images), replaced as one: it holds "
+                   "nothing else.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr (what is not measured is still listed).")
+def report(run_dirs, clean_dir, comparison, out, quiet):
     """The study of RUN_DIRS as one page: report.html (self-contained: plots and thumbnails inline, no
     network needed) and report.md.
 
@@ -32,7 +34,7 @@ def report(run_dirs, clean_dir, comparison, out):
     from keras_birds.reporting.study import write_report
 
     result = write_report(list(run_dirs), clean=clean_dir, comparison=comparison, out=out,
-                          log=lambda msg: click.echo(msg, err=True))
+                          log=None if quiet else lambda msg: click.echo(msg, err=True))
     for title, why in result.not_measured:
         click.echo(f"  {title}: {why}", err=True)
     click.echo(str(result.html))

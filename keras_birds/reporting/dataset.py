@@ -36,11 +36,17 @@ def data_overview(data) -> dict:
     for s in SPLITS:
         for path, label in zip(index[s].paths, index[s].labels):
             first.setdefault(species[int(label)], path)
-    every = max(1, len(species) // SAMPLE_SPECIES)
-    samples = [(name, first[name]) for name in species[::every][:SAMPLE_SPECIES] if name in first]
+    samples = [(species[i], first[species[i]]) for i in spread(len(species), SAMPLE_SPECIES) if species[i] in first]
     return {"root": str(Path(data).resolve()), "species": species, "per_split": per_split,
             "per_species": per_species, "sizes": sizes, "sized_of": len(paths), "unreadable_headers": unreadable,
             "samples": samples, "image_of": first}
+
+
+def spread(n: int, k: int) -> list:
+    """k positions of 0..n-1 evenly spaced from the first to the last (all n when n <= k)."""
+    if n <= k or k < 2:
+        return list(range(min(n, k)))
+    return [round(i * (n - 1) / (k - 1)) for i in range(k)]
 
 
 def _per_species(split_index) -> dict:

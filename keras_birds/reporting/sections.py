@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_birds.comparison.table import COLUMNS, OPTIONAL, TOLERANCE_POINTS
+from keras_birds.comparison.table import COLUMNS, OPTIONAL, SPLIT_HEADERS, TOLERANCE_POINTS
 from keras_birds.reporting import plots
 from keras_birds.reporting.blocks import cell, figure, not_measured, num, p, pct, section, table
 from keras_birds.reporting.collect import measured
@@ -33,8 +33,9 @@ def summary_section(study: dict) -> dict:
     runs, comp = study["runs"], study["comparison"]
     rec = comp.get("recommended") if measured(comp) else None
     blocks = [{"kind": "lead", "text": f"Recommended: {rec['why']}."} if rec else
-              not_measured("no recommendation: " + (comp["why"] if not measured(comp) else
+              not_measured("no recommendation: " + (comp["why"] if not measured(comp) else comp.get("not_ranked") or
                                                      "the comparison has no row with accuracy, size and latency")),
+              *_unfinished_blocks(runs),
               table(["run", "model", "input", "eval split", "top-1 (Keras)", "int8 MB", "int8 gate", "int8 latency ms",
                      "run directory"], [_glance_row(r) for r in runs]),
               p(f"{len(runs)} run(s); generated {study['created']} by `keras-birds report` from the files the "
@@ -44,6 +45,12 @@ def summary_section(study: dict) -> dict:
     sources = [comp.get("source")] + [r["main_eval"].get("source") for r in runs] + [
         r["export"].get("source") for r in runs]
     return section("summary", "At a glance", blocks, sources)
+
+
+def _unfinished_blocks(runs: list) -> list:
+    return [p(f"{r['label']}: training {r['unfinished']['note']} (no model.keras): its figures are of its best epoch "
+              f"so far, and compare leaves it out of the recommendation unless --include-unfinished.")
+            for r in runs if r.get("unfinished")]
 
 
 def data_section(overview: dict) -> dict:
@@ -112,7 +119,7 @@ def training_section(runs: list) -> dict:
                   figure("training_curves", plots.training_curves(curves),
                          "Per-epoch loss, top-1 and learning rate (at the end of the epoch) from each run's "
                          "metrics.json; a run of one epoch (a linear probe) is a single point.")] + blocks
-    return section("training", "Training", blocks, sources)
+    return section("training", "Training", blocks + _unfinished_blocks(runs), sources)
 
 
 def comparison_columns(rows: list) -> list:
@@ -125,12 +132,15 @@ def comparison_section(comp: dict) -> dict:
         return section("comparison", "Accuracy, size and speed", [not_measured(comp["why"])])
     split = comp.get("split") or ""
     columns = comparison_columns(comp["rows"])
-    headers = [f"{split} {h}" if k in ("top1", "top5", "corruption_top1") and split else h for k, h, _ in columns]
+    headers = [f"{split} {h}" if k in SPLIT_HEADERS and split else h for k, h, _ in columns]
     rows = [[cell(r.get(k), fmt) for k, _, fmt in columns] for r in comp["rows"]]
     blocks = [p(f"The table of `keras-birds compare` ({comp['source']}), as it wrote it: {len(rows)} rows."),
               table(headers, rows, id="comparison-table")]
     if comp["runs_absent"]:
         blocks.append(not_measured("these runs have no row in it: " + ", ".join(comp["runs_absent"])))
+    if comp.get("other_runs"):
+        blocks.append(p("It also holds rows of runs not in this report: " + ", ".join(map(str, comp["other_runs"]))
+                        + "."))
     if comp.get("pareto"):
         blocks.append(figure("pareto", plots.embed_png(comp["pareto"]),
                              f"Accuracy against batch-1 latency, marker area ~ size ({comp['pareto']})."))
@@ -148,7 +158,9 @@ def recommendation_section(comp: dict) -> dict:
         return section("recommendation", "Recommendation", [p(rule), not_measured(comp["why"])])
     rec = comp.get("recommended")
     blocks = [p(rule), p(f"Pick: {rec['name']} ({rec['format']}). {rec['why']}.") if rec else
-              not_measured("no row has top-1, size and latency (compare --latency-runs 0?)")]
+              not_measured(comp.get("not_ranked") or "no row has top-1, size and latency (compare --latency-runs 0?)")]
+    blocks += [p(f"Left out of the pick: {x['row']} ({x['why']}); `compare --include-unfinished` ranks it.")
+               for x in comp.get("left_out") or []]
     return section("recommendation", "Recommendation", blocks, [comp["source"]])
 
 

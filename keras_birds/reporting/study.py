@@ -2,14 +2,14 @@
 
 Reads the run directories, the comparison, export and eval files next to them, the runs' data folder
 (file lists, image headers, a few thumbnails) and, when given, a `clean` audit. Loads no model.
+The three are written into a pending folder and swapped in together (publish.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from keras_birds.errors import UserError
-from keras_birds.reporting import html, markdown
+from keras_birds.reporting import html, markdown, publish
 from keras_birds.reporting.collect import collect, missing
 from keras_birds.reporting.dataset import clean_audit, data_overview
 from keras_birds.reporting.sections import build_sections
@@ -43,8 +43,7 @@ def _overview(runs: list) -> dict:
 
 def write_report(run_paths, *, clean=None, comparison=None, out=None, log=None) -> Report:
     out_dir = Path(out) if out else Path("report")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file: pass a folder for report.html and report.md")
+    publish.check_replaceable(out_dir)
     audit = clean_audit(clean) if clean else None  # a wrong --clean fails before any reading
     study = collect(list(run_paths), comparison)
     overview = _overview(study["runs"])
@@ -53,15 +52,13 @@ def write_report(run_paths, *, clean=None, comparison=None, out=None, log=None) 
     subtitle = (f"{len(study['runs'])} run(s): {labels}. Generated {study['created']} by `keras-birds report` "
                 f"from the files the toolkit wrote.")
     md_text, md_files = markdown.render(sections, TITLE, subtitle)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = out_dir / markdown.FIGURES
+    html_text = html.render(sections, TITLE, subtitle)
+    folder = publish.pending(out_dir)
     for rel, data in md_files.items():
-        atomic_write_bytes(out_dir / rel, data)
-    for stale in figures.glob("*") if figures.is_dir() else []:
-        if stale.is_file() and f"{markdown.FIGURES}/{stale.name}" not in md_files:
-            stale.unlink()  # a figure of an earlier report that this one no longer has
-    atomic_write_text(out_dir / "report.md", md_text)
-    atomic_write_text(out_dir / "report.html", html.render(sections, TITLE, subtitle))
+        atomic_write_bytes(folder / rel, data)
+    atomic_write_text(folder / "report.md", md_text)
+    atomic_write_text(folder / "report.html", html_text)
+    publish.swap_in(folder, out_dir)
     if log:
         log(f"wrote {out_dir / 'report.html'} ({(out_dir / 'report.html').stat().st_size / 1e6:.2f} MB) "
             f"and {out_dir / 'report.md'}")

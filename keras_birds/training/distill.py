@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import keras
 import numpy as np
 
 from keras_birds.errors import UserError
+from keras_birds.recipe import RECIPES_DIR
 from keras_birds.run_dir import atomic_save, atomic_write_json, file_sha256
 
 TEACHER_JSON = "teacher.json"
@@ -43,6 +45,8 @@ def load_teachers(spec: str, class_names: list) -> list:
 
     teachers = []
     for raw in (p.strip() for p in spec.split(",") if p.strip()):
+        if not Path(raw).exists():
+            raise UserError(_missing_teacher(raw))
         run = RunContext.existing(raw, "set teacher= to the --out folder of a finished `keras-birds train` run")
         classes = run.class_names()
         if classes != list(class_names):
@@ -60,6 +64,15 @@ def load_teachers(spec: str, class_names: list) -> list:
     if not teachers:
         raise UserError("teacher is empty: name one run directory or several, comma-separated")
     return teachers
+
+
+def _missing_teacher(path: str) -> str:
+    """The teacher's folder is not there: say it is the teacher, how to train it (the shipped recipe of its
+    name, if one), or how to name another."""
+    name = Path(path).name
+    recipe = f"recipes/{name}.py" if (RECIPES_DIR / f"{name}.py").is_file() else "RECIPE"
+    return (f"teacher run {path} does not exist: train the teacher first (keras-birds train {recipe} --out {path}, "
+            f"with the same --data) or name a finished run with --set teacher=RUN_DIR")
 
 
 def teacher_probs(teachers: list, pixels) -> np.ndarray:
@@ -189,13 +202,17 @@ class DistillLoader(keras.utils.PyDataset):
         self.epoch += 1
 
 
-def build_cache(loader: DistillLoader, log=print) -> np.ndarray:
-    """The teachers' probabilities on every view's batches, (views, images, classes) float16."""
+def build_cache(loader: DistillLoader, log=print, progress=False) -> np.ndarray:
+    """The teachers' probabilities on every view's batches, (views, images, classes) float16; progress: a
+    bar per view on stderr."""
+    from tqdm import tqdm
+
     n, c = len(loader.base.index), loader.base.num_classes
     cache = np.zeros((loader.views, n, c), "float16")
+    log(f"computing the teacher's outputs on {loader.views} augmented views of {n} images")
     for v in range(loader.views):
-        log(f"teacher outputs: view {v + 1}/{loader.views} ({n} images)")
-        for i in range(len(loader)):
+        for i in tqdm(range(len(loader)), desc=f"teacher outputs, view {v + 1}/{loader.views}", unit="batch",
+                      file=sys.stderr, disable=not progress, mininterval=1.0):
             x, _, rows = loader.view_batch(v, i)
             cache[v, rows] = teacher_probs(loader.teachers, x)
     return cache
@@ -224,7 +241,7 @@ def _unlabeled_record(folder: str, index):
     return {"folder": folder, "images": len(photos), "paths_sha256": hashlib.sha256("\n".join(photos).encode()).hexdigest()}
 
 
-def prepare(recipe, run, base_loader, teachers: list, first_epoch: int, log=print) -> DistillLoader:
+def prepare(recipe, run, base_loader, teachers: list, first_epoch: int, log=print, progress=False) -> DistillLoader:
     """The distillation train loader of a run (teachers from load_teachers): teacher.json written, the
     cached outputs built (or reused when the run dir already holds them for the same teachers and seeds)."""
     if recipe.unlabeled:
@@ -241,7 +258,7 @@ def prepare(recipe, run, base_loader, teachers: list, first_epoch: int, log=prin
         if old == record and cache_path.exists():
             loader.cache = np.load(cache_path, mmap_mode="r")
         else:
-            loader.cache = build_cache(loader, log)
+            loader.cache = build_cache(loader, log, progress)
             atomic_save(cache_path, lambda p: np.save(p, loader.cache))
     atomic_write_json(path, record)
     names = ", ".join(f"{t.record['model']} ({t.path.name})" for t in teachers)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from keras_birds.data.sources import exclusion_summary, load_source, read_exclud
 from keras_birds.errors import UserError
 from keras_birds.models.build import build_classifier, classifier_options
 from keras_birds.recipe import Recipe
-from keras_birds.run_dir import RunDir, atomic_save, atomic_write_json
+from keras_birds.run_dir import LOCK_HELD_ENV, RunDir, atomic_save, atomic_write_json, writer_lock
 from keras_birds.training import distill, distributed
 from keras_birds.training.callbacks import EpochCheckpoint, restore_optimizer_state
 from keras_birds.training.head_init import init_head_from_class_means, init_head_from_probe
@@ -26,8 +28,21 @@ from keras_birds.training.schedule import two_phase_plan
 def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print, devices=1) -> RunDir:
     """`devices` > 1: data-parallel on JAX (keras.distribution.DataParallel); torch's come from torchrun."""
     parallel = distributed.data_parallel(devices)
-    with parallel.scope() if parallel else contextlib.nullcontext():  # the model is built replicated
-        return _start(recipe, RunDir(out), resume=resume, overwrite=overwrite, verbose=verbose, log=log)
+    run = RunDir(out)
+    if resume:
+        run.check_resumable()
+    else:
+        run.check_free(overwrite)  # before the lock: it writes nothing into a folder that is not ours
+    with _one_writer(run), parallel.scope() if parallel else contextlib.nullcontext():  # the model is built replicated
+        return _start(recipe, run, resume=resume, overwrite=overwrite, verbose=verbose, log=log)
+
+
+def _one_writer(run: RunDir):
+    """The run's writer lock; under `train --devices N` its launcher holds it for the whole torchrun job,
+    under a torchrun of your own rank 0 (the rank that writes) takes it."""
+    if os.environ.get(LOCK_HELD_ENV) == os.path.abspath(run.path) or not distributed.is_main():
+        return contextlib.nullcontext()
+    return writer_lock(run.path)
 
 
 def _start(recipe: Recipe | None, run: RunDir, *, resume, overwrite, verbose, log) -> RunDir:
@@ -64,9 +79,9 @@ class _Data:
     left_out: dict  # exclusion_summary: excluded_by_split, excluded_by_reason
 
 
-def _load_data(recipe: Recipe, run: RunDir, resume: bool) -> _Data:
+def _load_data(recipe: Recipe, run: RunDir, resume: bool, progress: bool) -> _Data:
     excluded = read_exclude_entries(recipe.exclude, recorded_in=run.recipe_json if resume else None)  # {path: reason}
-    full_index = load_source(recipe.data)
+    full_index = load_source(recipe.data, progress=progress)
     index = {s: idx.without(set(excluded)) for s, idx in full_index.items()} if excluded else full_index
     classes = index["train"].class_names
     if resume and run.read_classes() != classes:
@@ -95,15 +110,16 @@ def _loaders(recipe: Recipe, index: dict, done: int, loader_args: dict):
 
 def _init_head(model, recipe: Recipe, train_index, loader_args: dict, n_classes: int, log) -> None:
     """recipe.head_init on a fresh model ("random": the Dense layer's own initialiser, nothing to do)."""
+    progress = loader_args["progress"]
     if recipe.head_init == "class_mean":
-        init_head_from_class_means(model, BatchLoader(train_index, **loader_args), n_classes)
+        init_head_from_class_means(model, BatchLoader(train_index, **loader_args), n_classes, progress=progress)
     elif recipe.head_init == "probe":
         # The plain train images plus recipe.probe_views augmented passes over them.
         views = [BatchLoader(train_index, **loader_args)] + [
             BatchLoader(train_index, augmenter=build_augmenter(recipe.augment, recipe.seed + 1000 + k), **loader_args)
             for k in range(recipe.probe_views)]
         log(f"fitting a linear probe on frozen features of {len(train_index)} train images x {2 * len(views)} views")
-        init_head_from_probe(model, views, n_classes)
+        init_head_from_probe(model, views, n_classes, progress=progress)
 
 
 def _run_phases(model, recipe: Recipe, run: RunDir, loaders, skipped, done: int, n_classes: int, verbose, log):
@@ -129,7 +145,7 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     started = time.time()
     done = state["epochs_done"]
     keras.utils.set_random_seed(recipe.seed + done)
-    data = _load_data(recipe, run, resume)
+    data = _load_data(recipe, run, resume, progress=bool(verbose))
     if recipe.teacher and distributed.replicas() > 1:
         raise UserError("teacher (distillation) runs in one process for now; drop --devices")
     n_classes = len(data.classes)
@@ -137,12 +153,12 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
     # A teacher that does not fit the data fails here, before the run folder is claimed.
     teachers = distill.load_teachers(recipe.teacher, data.classes) if recipe.teacher else None
     _claim_run(run, recipe, data.classes, resume, overwrite)
-    skipped = SkippedFiles()
+    skipped = _skipped_so_far(run, done)
     loader_args = dict(image_size=recipe.image_size, batch_size=recipe.batch_size, workers=recipe.workers,
-                       seed=recipe.seed + done, skipped=skipped, cache=recipe.cache)
+                       seed=recipe.seed + done, skipped=skipped, cache=recipe.cache, progress=bool(verbose))
     loaders = _loaders(recipe, data.index, done, loader_args)
     if teachers:
-        loaders = (distill.prepare(recipe, run, loaders[0], teachers, done, log), loaders[1])
+        loaders = (distill.prepare(recipe, run, loaders[0], teachers, done, log, bool(verbose)), loaders[1])
     n = distributed.replicas()
     if done:
         model.load_weights(run.epoch_weights(done))
@@ -154,14 +170,32 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
                    log)
 
     distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
-    log(f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
-        f"on {len(data.index['train'])} images of {n_classes} species; valid {len(data.index['valid'])}; "
-        f"{f'{n} devices, global batch {n * recipe.batch_size}; ' if n > 1 else ''}run dir {run.path}")
+    log(_training_line(recipe, run, model, data, skipped, n))
     _run_phases(model, recipe, run, loaders, skipped, done, n_classes, verbose, log)
     if distributed.is_main():  # rank 0 alone writes model.keras and summary.json
         _write_summary(recipe, run, data, skipped, started, log)
     distributed.barrier()
     return run
+
+
+def _skipped_so_far(run: RunDir, done: int) -> SkippedFiles:
+    """A resumed run starts with the files its earlier sessions could not decode (skipped.json)."""
+    skipped = SkippedFiles()
+    if done and run.skipped_json.exists():
+        for entry in json.loads(run.skipped_json.read_text()):
+            skipped.add(entry["path"], entry["reason"])
+    return skipped
+
+
+def _training_line(recipe: Recipe, run: RunDir, model, data: _Data, skipped: SkippedFiles, n: int) -> str:
+    """The "training ..." line, counting the train images that train: those found unreadable so far (by the
+    head's features, the array cache or an earlier session) are counted out, and said."""
+    train_paths = set(data.index["train"].paths)
+    bad = sum(path in train_paths for path in list(skipped.files))
+    return (f"training {recipe.model} ({model.count_params():,} parameters, {resolve_precision(recipe.precision)}) "
+            f"on {len(train_paths) - bad} images of {len(data.classes)} species"
+            f"{f' ({bad} unreadable skipped)' if bad else ''}; valid {len(data.index['valid'])}; "
+            f"{f'{n} devices, global batch {n * recipe.batch_size}; ' if n > 1 else ''}run dir {run.path}")
 
 
 def _write_summary(recipe: Recipe, run: RunDir, data: _Data, skipped, started: float, log) -> None:

@@ -159,7 +159,9 @@ def test_named_data_set_in_tfds_data_dir_is_cached_once(data_dir, cache, monkeyp
     first = load_source("tfds:kb_tfds_cub_like:1.0.0")
     target = cache / "kb_tfds_cub_like@1.0.0"
     assert Path(first["test"].paths[0]).parents[2] == target
-    assert "no validation split; 3 train images" in capsys.readouterr().err
+    # What moved, counted: 1 of 12, 1 of 5, 1 of 2 and 0 of 1 train images (not "10% of each class").
+    assert ("no validation split; 3 of its 20 train images (15%: 10% of each class, rounded, at least 1 of a "
+            "class with 2 or more; seed 0) were moved to valid") in capsys.readouterr().err
     stamp = (target / "tfds_source.json").stat().st_mtime_ns
 
     def no_tfds(spec):
@@ -179,6 +181,23 @@ def test_named_data_set_in_tfds_data_dir_is_cached_once(data_dir, cache, monkeyp
         == [17, 3, 5]
     with pytest.raises(UserError, match=r"holds 4 prepared TFDS data sets \(kb_tfds_cub_like/1.0.0, "):
         load_source(f"tfds:{data_dir}")
+
+
+def test_caching_bars_show_unless_training_is_quiet(data_dir, cache, tmp_path, capfd):
+    from keras_birds.recipe import Augment, Recipe
+    from keras_birds.training.train import train
+
+    spec = f"tfds:{data_dir / 'kb_tfds_cub_like' / '1.0.0'}"
+    recipe = Recipe(model="resnet18", weights="none", data=spec, image_size=32, batch_size=8, epochs=(1, 0),
+                    workers=1, head_init="random", augment=Augment(False, 0, 0, 0, 0, 0))
+    train(recipe, tmp_path / "run", verbose=0, log=lambda *_: None)  # `train -q`
+    quiet = capfd.readouterr().err
+    assert "%|" not in quiet and "caching train" not in quiet, quiet
+    assert "no validation split; 3 of its 20 train images" in quiet  # a note, not progress: kept
+    shutil.rmtree(cache)
+    load_source(spec)
+    loud = capfd.readouterr().err.replace("\r", "\n")
+    assert any("caching train" in line and "%|" in line for line in loud.splitlines()), loud
 
 
 @pytest.fixture
@@ -286,7 +305,8 @@ def test_without_tensorflow_datasets_the_error_says_what_to_do(tmp_path, cache, 
 
 def test_load_source_uses_the_shared_cache_dir(monkeypatch, tmp_path):
     seen = []
-    monkeypatch.setattr(sources, "materialize_tfds", lambda spec, root: seen.append((spec, root)) or tmp_path)
+    monkeypatch.setattr(sources, "materialize_tfds",
+                        lambda spec, root, progress=True: seen.append((spec, root)) or tmp_path)
     monkeypatch.setattr(sources, "default_cache_dir", lambda: tmp_path / "c")
     with pytest.raises(UserError, match="no 'train' split"):
         load_source("tfds:caltech_birds2011:0.2.0")

@@ -150,6 +150,29 @@ def test_known_predictions_through_evaluate(tmp_path, monkeypatch):
     assert report["latency_ms_b1_median"] > 0 and report["device"] == "test device"
 
 
+def test_species_are_called_out_only_where_the_data_shows_it(tmp_path, monkeypatch):
+    """No data set's species gets BIRDS-525's words: a species is called out for its images' sizes only
+    when they differ from the split's, and the note says what this data shows."""
+    from keras_birds.evaluation.report import terminal_table
+
+    monkeypatch.setattr(inference_model, "open_runner", ColourRunner)
+    data = colour_dataset(tmp_path / "data")
+    for path in (data / "test" / "PLUSH CRESTED JAY").iterdir():  # every image the common size now
+        Image.fromarray(np.full((16, 16, 3), COLOURS["PLUSH CRESTED JAY"], np.uint8)).save(path)
+    report = evaluate(tmp_path / "fake.model", data=str(data), progress=False, latency_runs=0, out=tmp_path / "out")
+    assert report["called_out"] == []
+    assert "singled out" not in terminal_table(report) and "224x224" not in terminal_table(report)
+    for k, path in enumerate(sorted((data / "test" / "PLUSH CRESTED JAY").iterdir())):
+        Image.fromarray(np.full((20 + k, 12, 3), COLOURS["PLUSH CRESTED JAY"], np.uint8)).save(path)
+    report = evaluate(tmp_path / "fake.model", data=str(data), progress=False, latency_runs=0, out=tmp_path / "out")
+    assert [c["note"] for c in report["called_out"]] == ["none of its 3 images here is 16x16: 12x20, 12x21, 12x22"]
+
+
+def test_exclude_option_reads_the_same_in_eval_and_export():
+    helps = {name: next(p.help for p in main.commands[name].params if p.name == "exclude") for name in ("eval", "export")}
+    assert helps["eval"].endswith("'none' or '' for none.") and helps["export"].endswith("'none' or '' for none.")
+
+
 @pytest.mark.parametrize("step, shift, warns", [
     (0.0, 0.0, False),  # exact probabilities
     (1 / 256, -0.9 / 256, False),  # uint8 outputs: each score rounded, the sum short by < C * step / 2
@@ -204,7 +227,9 @@ def test_class_names_differ_from_the_models(tiny_run, tmp_path, make_dataset):
 def test_files_that_are_not_models(tmp_path, birds_mini):
     for name in ("garbage.tflite", "garbage.onnx", "garbage.keras"):
         (tmp_path / name).write_bytes(os.urandom(2048))
-        assert_one_line_error(cli("eval", tmp_path / name, "--data", birds_mini), name, "not a loadable")
+        # Random bytes under .keras are no zip archive: called damaged (issue 29 item 9), not "File not found".
+        expected = "not a valid .keras zip archive" if name.endswith(".keras") else "not a loadable"
+        assert_one_line_error(cli("eval", tmp_path / name, "--data", birds_mini), name, expected)
     assert_one_line_error(cli("eval", tmp_path / "nothing.onnx", "--data", birds_mini), "does not exist")
     assert_one_line_error(cli("eval", tmp_path, "--data", birds_mini), "not a keras-birds run")
 

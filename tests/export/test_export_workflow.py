@@ -200,6 +200,9 @@ def test_int8_keeps_its_worst_convolutions_float_when_the_recipe_asks(tiny_run, 
     assert result.exit_code == 0, result.output
     assert "int8 vs fp32 .tflite at batch 1:" in result.output and "(1 thread)" in result.output
     report = json.loads((tmp_path / "out" / "export.json").read_text())
+    n = report["calibration"]["images"]  # issue 29, 7: the worker's calibration shows progress
+    bars = [line for line in result.stderr.replace("\r", "\n").splitlines() if "int8 calibration" in line]
+    assert bars and "%|" in bars[-1] and f"{n}/{n}" in bars[-1], result.stderr
     kept = report["int8_float_convs"]
     errors = [c["rmse_over_scale"] for c in kept]
     assert len(kept) == 2 and errors == sorted(errors, reverse=True) and min(errors) > 0

@@ -36,15 +36,18 @@ def test_wrong_normalisation_fails(tiny_run, tmp_path, monkeypatch):
     assert (tmp_path / "export" / "model.unverified.onnx").is_file()
 
 
-def test_int8_calibrated_on_noise_fails(tiny_run, tmp_path, monkeypatch):
-    """Calibration on random pixels instead of bird photos: the activation ranges are wrong."""
+def test_int8_calibrated_on_noise_fails(tiny_run, tmp_path, monkeypatch, capfd):
+    """Calibration on random pixels instead of bird photos: the activation ranges are wrong. Without progress
+    (export -q) the calibration shows no bar (issue 29, 7)."""
     def noise(index, image_size, n, seed=0):
         images = np.random.default_rng(seed).integers(0, 256, (64, image_size, image_size, 3), dtype=np.uint8)
         return images, {"images": 64, "species": 0, "of_species": len(index.class_names), "split": "noise"}
 
     monkeypatch.setattr(tflite_export, "calibration_images", noise)
     result = export(tiny_run.path, onnx=False, quantize=["int8"], out=tmp_path / "export", latency_runs=0,
-                    log=lambda *_: None)
+                    log=lambda *_: None, progress=False)
+    said = capfd.readouterr().err
+    assert "int8 calibration" not in said and "%|" not in said, said
     g = _entry(result, "int8")["gate"]
     assert not result.passed and g["passed"] is False and g["lost"] > g["gained"], g
     assert (tmp_path / "export" / "model_int8.unverified.tflite").is_file()

@@ -1,5 +1,7 @@
 """add-species on real birds-mini images: 5 species added to a run trained on the other 20."""
+import contextlib
 import hashlib
+import io
 import json
 import os
 
@@ -25,15 +27,16 @@ def _model(run_path):
 
 @pytest.fixture(scope="module")
 def grown(old_run, mini_split, tmp_path_factory):
-    """(the add-species result with --keep-old-rows, the old run's file digests before it ran)."""
+    """(the add-species result with --keep-old-rows, the old run's file digests before it ran, its stderr)."""
     before = _digests(old_run.path)
-    result = add_species(old_run.path, mini_split[1], tmp_path_factory.mktemp("grown") / "plus5", keep_old_rows=True,
-                         log=lambda *_: None)
-    return result, before
+    with contextlib.redirect_stderr(io.StringIO()) as said:  # the progress bars
+        result = add_species(old_run.path, mini_split[1], tmp_path_factory.mktemp("grown") / "plus5",
+                             keep_old_rows=True, log=lambda *_: None)
+    return result, before, said.getvalue()
 
 
 def test_old_rows_stay_bit_identical_and_the_old_run_untouched(grown, old_run, mini_split):
-    result, before = grown
+    result, before, _ = grown
     _, _, old_names, new_names = mini_split
     assert _digests(old_run.path) == before
     classes = (result.out_dir / "classes.txt").read_text().splitlines()
@@ -54,7 +57,7 @@ def test_the_new_run_names_the_new_species_in_eval_and_predict(grown, mini_split
     from keras_birds.evaluation.evaluate import evaluate
     from keras_birds.prediction.predict import predict
 
-    result, _ = grown
+    result, _, _ = grown
     new_root, new_names = mini_split[1], mini_split[3]
     # Its data is a tree of links to both data sets: eval needs no --data.
     assert os.path.islink(result.out_dir / "data" / "train" / new_names[0])
@@ -92,3 +95,14 @@ def test_bad_inputs_are_one_line_errors(old_run, mini_split, tmp_path):
     assert not any((tmp_path / n).exists() for n in "abc")  # nothing half-written
     result = CliRunner().invoke(main, ["add-species", str(old_run.path), "--data", str(tmp_path / "empty")])
     assert result.exit_code == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_add_species_shows_its_forward_passes_and_q_silences_them(grown, old_run, mini_split, tmp_path):
+    """Issue 29, 7: add-species had no -q (and its feature passes no progress)."""
+    loud = grown[2].replace("\r", "\n").splitlines()
+    assert any("features" in line and "%|" in line for line in loud), grown[2]
+    res = CliRunner().invoke(main, ["add-species", str(old_run.path), "--data", str(mini_split[1]), "--out",
+                                    str(tmp_path / "quiet"), "--method", "imprint", "-q"])
+    assert res.exit_code == 0, res.output
+    assert "%|" not in res.stderr and "\r" not in res.stderr, res.stderr
+    assert "adding 5 species" in res.stderr  # -q silences the bars, not what the command says

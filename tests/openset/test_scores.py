@@ -60,3 +60,15 @@ def test_the_rule_an_app_applies_and_its_bad_forms():
         parse_rule('{"score": "energy", "threshold": 1}', "RUN/unknown.json")
     with pytest.raises(UserError, match="calibrate-unknown"):
         parse_rule("{not json", "RUN/unknown.json")
+
+
+def test_each_scores_rule_reads_as_a_sentence_with_its_threshold():
+    """Issue 29, 9: the entropy rule read "answer 'unknown' when sum(p * log p), with 0 log 0 = 0 < threshold"."""
+    assert rule_payload("max_probability", 0.241)["rule"] == ("answer 'unknown' when the top probability max(p) "
+                                                              "is below 0.241")
+    assert rule_payload("margin", 0.1)["rule"] == ("answer 'unknown' when the margin p1 - p2 between the two largest "
+                                                   "probabilities is below 0.1")
+    assert rule_payload("neg_entropy", -1.23)["rule"] == ("answer 'unknown' when the negative entropy -H(p) = "
+                                                          "sum(p * log p) is below -1.23 (a p of 0 adds 0)")
+    for name in scores.DEPLOYABLE:
+        assert "< threshold" not in rule_payload(name, 0.5)["rule"]

@@ -96,7 +96,8 @@ def test_cli_writes_the_page_and_refuses_bad_input_in_one_line(study, tmp_path):
 def test_a_comparison_of_other_runs_is_not_taken_for_these(study, tmp_path):
     other = write_run(tmp_path / "elsewhere", "other", ["A", "B"], study["data"], export=False)
     write_comparison(tmp_path / "elsewhere" / "comparison", [other])
-    report = write_report([study["runs"][0].path], out=tmp_path / "out")
+    report = write_report([r.path for r in study["runs"]], out=tmp_path / "out")
+    assert "Accuracy, size and speed" not in dict(report.not_measured)
     assert str(study["root"] / "comparison" / "comparison.json") in report.html.read_text()
     lone = write_run(tmp_path / "lone" / "runs", "lone", ["A", "B"], study["data"], export=False)
     report = write_report([lone.path], out=tmp_path / "out2")
@@ -164,7 +165,7 @@ def test_relative_row_paths_are_read_from_the_comparison_folders_parent(study, t
     path.write_text(json.dumps(data))
     (study["runs"][0].path / "model.keras").write_bytes(b"x")
     monkeypatch.chdir(tmp_path)  # no ./comparison here: found beside the runs
-    report = write_report([study["runs"][0].path], out=tmp_path / "out")
+    report = write_report([r.path for r in study["runs"]], out=tmp_path / "out")
     assert "Accuracy, size and speed" not in dict(report.not_measured)
     copy = root / "copies" / "recipe_0"
     shutil.copytree(study["runs"][0].path, copy)

@@ -100,18 +100,27 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     assert json.loads((dist / "recipe.json").read_text())["batch_size"] == 16  # per device
 
 
-def _rank_pids(agent_pid):
-    """{RANK: pid} of the torchrun agent's worker processes, from /proc."""
-    ranks = {}
+def _rank_pids(launcher_pid):
+    """{RANK: pid} of the worker processes below the command (its torchrun agent's children), from /proc."""
+    parents = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            if ppid == agent_pid:
-                env = dict(kv.split("=", 1) for kv in (stat.parent / "environ").read_text().split("\0") if "=" in kv)
-                if "RANK" in env:
-                    ranks[int(env["RANK"])] = int(stat.parent.name)
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue  # gone meanwhile
+    ranks = {}
+    for pid in parents:
+        up = parents.get(pid)
+        while up not in (None, 0, 1, launcher_pid):
+            up = parents.get(up)
+        if up != launcher_pid:
+            continue
+        try:
+            env = dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in kv)
+        except OSError:
+            continue
+        if "RANK" in env:
+            ranks[int(env["RANK"])] = pid
     return ranks
 
 
@@ -127,7 +136,7 @@ def test_sigkill_of_one_rank_then_resume_finishes_every_epoch_once(tmp_path):
         while not (state.exists() and json.loads(state.read_text())["epochs_done"] >= 1):
             assert agent.poll() is None and time.time() < deadline, (tmp_path / "killed.log").read_text()[-3000:]
             time.sleep(0.1)
-        ranks = _rank_pids(agent.pid)  # the launcher exec'd into the torchrun agent: same pid
+        ranks = _rank_pids(agent.pid)  # the command's torchrun job: its agent's workers
         assert sorted(ranks) == [0, 1], ranks
         os.kill(ranks[1], signal.SIGKILL)
         agent.wait(timeout=120)  # torchrun ends the other rank and fails
