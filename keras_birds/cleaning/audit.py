@@ -236,9 +236,15 @@ def collect_findings(records: dict, root: Path, species_of: dict) -> list:
     for i, j, bits in pairs:
         a, b = paths[i], paths[j]
         (sa, ka), (sb, kb) = species_of[a], species_of[b]
+        exact = ok[i][1]["md5"] == ok[j][1]["md5"]
         if sa == sb and ka == kb:
-            continue  # duplicates inside one split and species: cleanvision's exact/near_duplicates
-        _pair(add, a, b, species_of, exact=ok[i][1]["md5"] == ok[j][1]["md5"], bits=bits)
+            # Inside one split and species too: cleanvision's own near-duplicate check missed a JPEG
+            # quality-75 copy 1 bit away (tools/plant_faults.py), so the dHash pairs count as well.
+            kind = "exact_duplicates" if exact else "near_duplicates"
+            add(a, kind, 0.5, [b], "" if exact else f"256-bit dHash {bits} bits apart")
+            add(b, kind, 0.5, [a], "" if exact else f"256-bit dHash {bits} bits apart")
+            continue
+        _pair(add, a, b, species_of, exact=exact, bits=bits)
     order = {t: k for k, t in enumerate(ISSUE_TYPES)}
     return sorted(found.values(), key=lambda f: (order[f.issue], f.score, f.file))
 
