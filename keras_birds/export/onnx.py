@@ -58,7 +58,7 @@ def export_onnx(model, path, *, image_size: int, class_names: list, metadata: di
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
         if keras.backend.backend() == "torch":
-            _export_raw(model, raw, image_size)
+            export_raw(model, raw, image_size)
         else:
             _export_raw_on_torch(model, raw, image_size)
         proto = onnx.load(str(raw))
@@ -86,11 +86,11 @@ def export_onnx(model, path, *, image_size: int, class_names: list, metadata: di
     return path
 
 
-def _export_raw(model, raw: Path, image_size: int):
+def export_raw(model, raw: Path, image_size: int, batch: int = 1):
     """Keras' ONNX export (torch backend) of `model` to `raw`, its progress chatter silenced."""
     import keras
 
-    spec = keras.InputSpec(shape=(1, image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
+    spec = keras.InputSpec(shape=(batch, image_size, image_size, 3), dtype="float32", name=INPUT_NAME)
     # torch.onnx prints progress on stdout and warns about optional torchvision ops on its
     # logger; the command's own output should stay readable.
     torch_onnx_log = logging.getLogger("torch.onnx")
@@ -105,7 +105,7 @@ def _export_raw(model, raw: Path, image_size: int):
 
 
 def _export_raw_on_torch(model, raw: Path, image_size: int):
-    """_export_raw in a KERAS_BACKEND=torch subprocess, from `model` saved as .keras beside `raw`."""
+    """export_raw in a KERAS_BACKEND=torch subprocess, from `model` saved as .keras beside `raw`."""
     keras_file = raw.with_suffix(".keras")
     model.save(keras_file)
     env = dict(os.environ, KERAS_BACKEND="torch", CUDA_VISIBLE_DEVICES="")  # a CPU conversion, as on torch
@@ -134,4 +134,4 @@ def io_details(path) -> dict:
 if __name__ == "__main__":  # the torch-side worker of _export_raw_on_torch: KERAS_FILE RAW_ONNX IMAGE_SIZE
     import keras
 
-    _export_raw(keras.saving.load_model(sys.argv[1], compile=False), Path(sys.argv[2]), int(sys.argv[3]))
+    export_raw(keras.saving.load_model(sys.argv[1], compile=False), Path(sys.argv[2]), int(sys.argv[3]))

@@ -74,6 +74,15 @@ class KerasRunner(Runner):
         import keras
 
         self.device = torch_device() if keras.backend.backend() == "torch" else cpu_description()
+        self._frozen = None
+
+    def frozen(self, batch: int = 32) -> "KerasRunner":
+        """Answer through ONNX Runtime once it has matched Keras (inference.frozen): for the many passes of a
+        model that does not change (a distillation's teacher); eval and the export gate keep Keras itself."""
+        from keras_birds.inference.frozen import frozen_predictor
+
+        self._frozen, self.chunk = frozen_predictor(self.model, batch), batch
+        return self
 
     def predict(self, images) -> np.ndarray:
         x = self._as_pixels(images).astype("float32", copy=False)
@@ -85,6 +94,8 @@ class KerasRunner(Runner):
     def _forward(self, x) -> np.ndarray:
         import keras
 
+        if self._frozen is not None:
+            return self._frozen(x)
         if keras.backend.backend() == "torch":
             import torch
 

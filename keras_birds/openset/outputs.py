@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from keras_birds.data.loader import BatchLoader
+from keras_birds.inference.frozen import frozen_predictor
 from keras_birds.inference.mirror import mirrored
 
 
@@ -55,11 +56,12 @@ def feature_views(model, index, size: int, tta_flip: bool = False, batch_size: i
     from keras_birds.models.build import feature_model
 
     features = feature_model(model)
+    predict = frozen_predictor(features, batch_size)  # ONNX Runtime where it gives Keras' features
     views = [[], []] if tta_flip else [[]]
     labels = []
     for images, y in _batches(index, size, batch_size, progress):
         for out, batch in zip(views, [images, mirrored(images)]):
-            out.append(np.asarray(features.predict_on_batch(batch.astype("float32")), np.float64))
+            out.append(np.asarray(predict(batch.astype("float32")), np.float64))
         labels.append(y)
     width = features.output_shape[-1]
     return ([np.concatenate(v) if v else np.zeros((0, width)) for v in views],

@@ -60,7 +60,8 @@ def load_teachers(spec: str, class_names: list) -> list:
                   "classes": len(classes),
                   "classes_sha256": hashlib.sha256("\n".join(classes).encode()).hexdigest(),
                   "weights": weights.name, "weights_sha256": file_sha256(weights), "recipe": recipe.to_dict()}
-        teachers.append(Teacher(run.path, open_runner(run), recipe.image_size, record))
+        # A teacher only answers: through ONNX Runtime where it matches Keras (~3x faster on a CPU).
+        teachers.append(Teacher(run.path, open_runner(run).frozen(), recipe.image_size, record))
     if not teachers:
         raise UserError("teacher is empty: name one run directory or several, comma-separated")
     return teachers

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
+from keras_birds.inference.frozen import frozen_predictor
 from keras_birds.inference.mirror import mirrored
 from keras_birds.models.build import HEAD, feature_model
 from keras_birds.training.distributed import batch_predictor, single_device
@@ -15,7 +16,9 @@ from keras_birds.training.distributed import batch_predictor, single_device
 def extract_features(model, loaders, flip_too=False, progress=False):
     """Pooled backbone features and integer labels of every batch of every loader (and mirrored);
     progress: a bar on stderr (minutes on a large train split)."""
-    features = batch_predictor(feature_model(model))
+    frozen = feature_model(model)
+    batch = max((loader.batch_size for loader in loaders), default=32)
+    features = frozen_predictor(frozen, batch, fallback=batch_predictor(frozen))  # ONNX Runtime where it matches
     feats, labels = [], []
     with tqdm(total=sum(len(loader) for loader in loaders), desc="frozen features", unit="batch", file=sys.stderr,
               disable=not progress, mininterval=1.0) as bar:
