@@ -223,6 +223,26 @@ class RunDir:
                             f"`keras-birds train` (default runs/<recipe name>)")
         self.read_recipe()
 
+    def check_can_start(self, resume: bool, overwrite: bool):
+        """What `train` checks before it takes the writer lock: a run to resume, or a free (or overwritable) folder."""
+        if resume:
+            self.check_resumable()
+        else:
+            self.check_free(overwrite)
+
+    def epochs_progress(self) -> tuple:
+        """(epochs finished (state.json), epochs asked for (recipe.json) or None): an unreadable file counts
+        as no epoch finished / an unknown total."""
+        try:
+            done = int(self.read_state().get("epochs_done") or 0)
+        except (OSError, ValueError, AttributeError):
+            done = 0
+        try:
+            total = sum(int(e) for e in json.loads(self.recipe_json.read_text())["epochs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            total = None
+        return done, total
+
     def read_recipe(self) -> dict:
         self._need(self.recipe_json, "run `keras-birds train` first")
         return json.loads(self.recipe_json.read_text())

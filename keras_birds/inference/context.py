@@ -87,14 +87,7 @@ def unfinished(run: RunDir) -> dict | None:
     state.json counts the epochs finished, recipe.json the epochs asked for."""
     if run.model_keras.is_file() or run.summary_json.is_file():
         return None
-    try:
-        done = int(run.read_state().get("epochs_done") or 0)
-    except (OSError, ValueError, AttributeError):  # an unreadable state.json: no epoch counts as finished
-        done = 0
-    try:
-        epochs = sum(int(e) for e in json.loads(run.recipe_json.read_text())["epochs"])
-    except (OSError, ValueError, KeyError, TypeError):
-        epochs = None
+    done, epochs = run.epochs_progress()
     total = "?" if epochs is None else epochs
     note = f"unfinished: stopped after epoch {done} of {total}" if done else f"unfinished: no epoch of {total} finished"
     return {"epochs_done": done, "epochs": epochs, "note": note}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import runpy
 import signal
@@ -57,10 +56,7 @@ def run_torchrun_job(devices: int, run_path, resume: bool, overwrite: bool):
     """Run this same command line, minus --devices, as torchrun workers below this process, holding the
     run's writer lock until the last of them is gone; exit with the job's status (does not return)."""
     run = RunDir(run_path)
-    if resume:
-        run.check_resumable()
-    else:
-        run.check_free(overwrite)
+    run.check_can_start(resume, overwrite)
     args, rest = [], iter(sys.argv[1:])
     for a in rest:
         if a == "--devices":
@@ -125,10 +121,8 @@ def _reap_orphans(seconds=30.0):
 def stopped_line(signum: int, run_path, devices: int) -> str:
     """What a training stopped by a signal says instead of a traceback: where it stopped, how to go on."""
     run, name = RunDir(run_path), signal.Signals(signum).name
-    try:
-        total = sum(json.loads(run.recipe_json.read_text())["epochs"])
-        done = run.read_state().get("epochs_done", 0)
-    except (OSError, ValueError, KeyError, TypeError):
+    done, total = run.epochs_progress()
+    if total is None:
         return f"training stopped by {name} before {run.path} held a run; run the same command again"
     when = f"after epoch {done} of {total}" if done else f"before epoch 1 of {total} ended"
     return (f"training stopped by {name} {when}; resume with keras-birds train --resume {run.path}"

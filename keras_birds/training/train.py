@@ -29,10 +29,7 @@ def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=
     """`devices` > 1: data-parallel on JAX (keras.distribution.DataParallel); torch's come from torchrun."""
     parallel = distributed.data_parallel(devices)
     run = RunDir(out)
-    if resume:
-        run.check_resumable()
-    else:
-        run.check_free(overwrite)  # before the lock: it writes nothing into a folder that is not ours
+    run.check_can_start(resume, overwrite)  # before the lock: it writes nothing into a folder that is not ours
     with _one_writer(run), parallel.scope() if parallel else contextlib.nullcontext():  # the model is built replicated
         return _start(recipe, run, resume=resume, overwrite=overwrite, verbose=verbose, log=log)
 
@@ -65,8 +62,7 @@ def _start(recipe: Recipe | None, run: RunDir, *, resume, overwrite, verbose, lo
         # Relative paths mean "from the working directory of this command": stored absolute, the run's
         # eval/export/compare work from any folder. A resumed run keeps what it stored (old runs: relative).
         recipe = recipe.with_absolute_paths()
-        state = {"epochs_done": 0}
-        run.check_free(overwrite)  # fail fast, before minutes of data and model loading
+        state = {"epochs_done": 0}  # the folder was checked free by train(), before minutes of loading
     with training_precision(recipe.precision):
         return _train(recipe, run, state, resume=resume, overwrite=overwrite, verbose=verbose, log=log)
 
