@@ -41,6 +41,15 @@ class SplitIndex:
         keep = [i for i, p in enumerate(self.paths) if os.path.abspath(p) not in excluded]
         return SplitIndex(self.split, self.class_names, [self.paths[i] for i in keep], self.labels[keep])
 
+    def at_most_per_class(self, k: int, seed: int = 0) -> "SplitIndex":
+        """Up to k images of each class (a seeded random choice, kept in file order); k <= 0: all of them."""
+        if k <= 0:
+            return self
+        rng = np.random.default_rng(seed)
+        chosen = [rng.permutation(np.flatnonzero(self.labels == c))[:k] for c in range(len(self.class_names))]
+        keep = np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, int)
+        return SplitIndex(self.split, self.class_names, [self.paths[i] for i in keep], self.labels[keep])
+
 
 def _list_split(split_dir: Path) -> dict:
     return {

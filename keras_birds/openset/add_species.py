@@ -39,6 +39,7 @@ from keras_birds.training.head_init import extract_features
 
 # Ties on valid go to the first: untouched old rows before refitted ones.
 PREFERENCE = ("probe", "imprint", "probe_all")
+OLD_PER_SPECIES = 20  # old train images per old species that the probes see (birds-dev has 3, BIRDS-525 ~161)
 
 
 @dataclass
@@ -106,13 +107,14 @@ def _check_out(out_dir: Path, run: RunContext):
         raise UserError(f"--out {out_dir} already exists and is not empty: choose another --out")
 
 
-def _train_features(model, recipe, old, new, views: int, batch_size: int, progress: bool):
+def _train_features(model, recipe, old, new, views: int, batch_size: int, progress: bool, old_per_species: int):
     """(new species' train features, their labels 0..n_new-1, and (features, labels with the old classes first,
     per-row weights) of old + new train images, or None without old images).
 
     The new photos are seen plain, mirrored and in `views` augmented passes (each mirrored too); the old
-    images once, plain: they only teach the new rows where not to fire, and every forward pass costs
-    (add-species is meant to take well under a minute)."""
+    images once, plain, at most `old_per_species` of each old species (0: all): they only teach the new rows
+    where not to fire, and every forward pass costs. The cap keeps add-species' time and memory flat as the
+    old run's data grows (BIRDS-525's 84,635 train images: 32 min of forward passes and a 5 GB probe, uncapped)."""
     size = recipe.image_size
     loaders = [BatchLoader(new["train"], size, batch_size, workers=1)] + [
         BatchLoader(new["train"], size, batch_size, workers=1,
@@ -121,8 +123,8 @@ def _train_features(model, recipe, old, new, views: int, batch_size: int, progre
     if not old:
         return f_new, y_new, None
     n_old = len(old["train"].index.class_names)
-    f_old, y_old = extract_features(model, [BatchLoader(old["train"].index, size, batch_size, workers=1)],
-                                    progress=progress)
+    sample = old["train"].index.at_most_per_class(old_per_species, recipe.seed)
+    f_old, y_old = extract_features(model, [BatchLoader(sample, size, batch_size, workers=1)], progress=progress)
     # Every train image weighs the same, whatever its number of views.
     weights = np.concatenate([np.ones(len(f_old)), np.full(len(f_new), 1.0 / (2 * len(loaders)))])
     return f_new, y_new, (np.concatenate([f_old, f_new]), np.concatenate([y_old, y_new + n_old]), weights)
@@ -211,7 +213,8 @@ def default_out(run_path, n_new: int) -> Path:
 
 
 def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, method: str = "auto",
-                views: int | None = None, batch_size: int = 32, log=_log, progress: bool = True) -> AddedSpecies:
+                views: int | None = None, batch_size: int = 32, old_per_species: int = OLD_PER_SPECIES, log=_log,
+                progress: bool = True) -> AddedSpecies:
     """Write a run that knows the old run's species and NEW_ROOT's; see the module docstring. progress: bars on
     stderr over the images each forward pass reads."""
     started = time.time()
@@ -221,6 +224,8 @@ def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, me
         raise UserError(f"--keep-old-rows keeps the old rows as they are; --method {method} refits them")
     if views is not None and views < 0:
         raise UserError(f"--views must be >= 0 (augmented passes over the new photos), got {views}")
+    if old_per_species < 0:
+        raise UserError(f"--old-images-per-species must be >= 0 (0: all), got {old_per_species}")
     run = RunContext.existing(run_path, "pass the --out folder of a `keras-birds train` run")
     recipe, old_names = run.recipe(), run.class_names()
     new = new_species(new_root, old_names)  # the cheap checks first: the model takes seconds to load
@@ -232,7 +237,7 @@ def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, me
     keras.utils.set_random_seed(recipe.seed)  # the augmented views and the probes' start: reproducible
     log(f"adding {len(new_names)} species ({len(new['train'])} photos) to the {len(old_names)} of {run.path}")
     views = recipe.probe_views if views is None else views  # as the recipe fitted its own head
-    f_new, y_new, combined = _train_features(model, recipe, old, new, views, batch_size, progress)
+    f_new, y_new, combined = _train_features(model, recipe, old, new, views, batch_size, progress, old_per_species)
     kernel, bias = head_weights(model)
     heads = _candidates(method, keep_old_rows, kernel, bias, f_new, y_new, len(new_names), combined)
     figures = _measure(heads, _valid_views(model, recipe, old, new, len(old_names), batch_size, progress))
@@ -240,10 +245,11 @@ def add_species(run_path, new_root, out=None, *, keep_old_rows: bool = False, me
     classes = sorted(old_names + new_names)
     position = {n: i for i, n in enumerate(old_names + new_names)}
     grown = _grown_model(model, recipe, *heads[chosen], np.asarray([position[n] for n in classes]))
+    old_seen = int((combined[1] < len(old_names)).sum()) if combined else 0  # old train images the probes saw
     report = {"from_run": str(run.path.resolve()), "new_data": str(Path(new_root).resolve()),
               "added": new_names, "old_classes": len(old_names), "classes": len(classes), "method": chosen,
               "keep_old_rows": keep_old_rows or chosen in new_rows.KEEPS_OLD_ROWS, "candidates": figures,
-              "old_images_used": bool(old), "new_photo_views": 2 * (1 + views), "chosen_on": "valid top-1, old and new species" if len(figures) > 1 else None,
+              "old_images_used": bool(old), "old_train_images": old_seen, "new_photo_views": 2 * (1 + views), "chosen_on": "valid top-1, old and new species" if len(figures) > 1 else None,
               "keras_birds_version": __version__}
     _write_run(out_dir, run, recipe, old, new, classes, grown, report, started)
     if (run.path / UNKNOWN_JSON).is_file():

@@ -24,8 +24,11 @@ _BEFORE = [lambda: None]  # set by add_openset_commands: runs before each comman
 @click.option("--views", type=int, help="Augmented passes over the new photos (each also mirrored) for the new rows "
                                        "[default: the recipe's probe_views]; each costs a pass over them.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Images per forward pass.")
+@click.option("--old-images-per-species", "old_per_species", type=int, default=20, show_default=True,
+              help="Train images of each old species the probes see, a seeded sample (0: all); they teach the new "
+                   "rows where not to fire, and the cap keeps the time and memory flat however big the old data.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
-def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size, quiet):
+def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size, old_per_species, quiet):
     """Write a new run whose model knows RUN_DIR's species plus those of --data, without retraining.
 
     The backbone is frozen; the head gets one row per new species from its few photos, and the old
@@ -43,7 +46,8 @@ def add_species(run_dir, new_root, out, keep_old_rows, method, views, batch_size
     if batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {batch_size}")
     result = run_add_species(run_dir, new_root, out, keep_old_rows=keep_old_rows, method=method, views=views,
-                             batch_size=batch_size, log=lambda msg: click.echo(msg, err=True), progress=not quiet)
+                             batch_size=batch_size, old_per_species=old_per_species,
+                             log=lambda msg: click.echo(msg, err=True), progress=not quiet)
     r = result.report
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     for name, f in r["candidates"].items():

@@ -106,3 +106,27 @@ def test_add_species_shows_its_forward_passes_and_q_silences_them(grown, old_run
     assert res.exit_code == 0, res.output
     assert "%|" not in res.stderr and "\r" not in res.stderr, res.stderr
     assert "adding 5 species" in res.stderr  # -q silences the bars, not what the command says
+
+
+def test_old_images_are_capped_per_species_so_the_cost_stays_flat(old_run, mini_split, tmp_path, monkeypatch):
+    """Issue 33: add-species sent every old train image through the frozen network and into a full-batch probe
+    (BIRDS-525: 84,635 images, 32 min and 5 GB); now at most --old-images-per-species of each old species."""
+    import keras_birds.openset.add_species as module
+    from keras_birds.openset.add_species import add_species
+
+    seen = []
+    real = module.extract_features
+
+    def counting(model, loaders, **kw):
+        seen.append(sum(len(loader.index) for loader in loaders))
+        return real(model, loaders, **kw)
+
+    monkeypatch.setattr(module, "extract_features", counting)
+    old_root, new_root, old_names, new_names = mini_split
+    per_species = [len(list((old_root / "train" / n).iterdir())) for n in old_names]
+    assert min(per_species) >= 3  # so a cap of 2 leaves images out of every species
+    result = add_species(old_run.path, new_root, tmp_path / "capped", method="probe", old_per_species=2,
+                         log=lambda *_: None, progress=False)
+    new_train = sum(len(list((new_root / "train" / n).iterdir())) for n in new_names)
+    assert seen == [new_train, 2 * len(old_names)]  # the new photos (views=0: 1 loader), then 2 per old species
+    assert result.report["old_train_images"] == 2 * len(old_names)
