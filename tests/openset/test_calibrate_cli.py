@@ -101,3 +101,26 @@ def test_an_export_made_before_calibrating_answers_by_its_own_contents_and_says_
     assert res_alone.exit_code == 0 and "warning" not in res_alone.stderr, res_alone.output
     assert [r["top_k"] for r in json.loads(res_alone.stdout)["results"]] == [r["top_k"] for r in got["results"]]
     assert [r["species"] for r in json.loads(res_alone.stdout)["results"]] == [r["species"] for r in got["results"]]
+
+
+def test_class_means_come_from_a_capped_sample_of_each_species(trained_tiny_run, tmp_path, monkeypatch):
+    """Issue 33: the cosine score's class means read every train image (BIRDS-525: ~30 min of forward passes
+    on a 2-core CPU); now at most MEAN_IMAGES_PER_SPECIES of each species, so the cost stays flat."""
+    import keras_birds.openset.calibrate as calibrate
+
+    seen = []
+    real = calibrate.class_means
+
+    def counting(model, index, size, progress=""):
+        seen.append(np.bincount(index.labels, minlength=len(index.class_names)))
+        return real(model, index, size, progress)
+
+    monkeypatch.setattr(calibrate, "class_means", counting)
+    monkeypatch.setattr(calibrate, "MEAN_IMAGES_PER_SPECIES", 2)
+    _unknown_species(tmp_path / "data")
+    run = tmp_path / "run"
+    shutil.copytree(trained_tiny_run.path, run)
+    calibrate.calibrate_unknown(run, tmp_path / "data", score_name="max_probability", log=lambda *_: None,
+                                progress=False)
+    (per_species,) = seen  # birds-mini has 3 train images a species: the cap leaves one out of each
+    assert per_species.min() == per_species.max() == 2, per_species
