@@ -9,6 +9,7 @@ import click
 from keras_birds import __version__
 from keras_birds.errors import UserError, brief
 from keras_birds.openset.commands import add_openset_commands
+from keras_birds.catalog_commands import models, recipes
 from keras_birds.reporting.command import report as report_command
 
 
@@ -31,14 +32,15 @@ def main():
     \b
     Typical session:
       keras-birds models                                   list the architectures
-      keras-birds train recipes/effnet_lite0_fewshot.py --data ../shared/data/birds-dev
+      keras-birds recipes                                  list the shipped recipes
+      keras-birds train effnet_lite0_fewshot --data ../shared/data/birds-dev
       keras-birds train --resume runs/effnet_lite0_fewshot           continue a killed run
       keras-birds eval runs/effnet_lite0_fewshot --split test        accuracy, size, latency
       keras-birds export runs/effnet_lite0_fewshot --quantize int8   .tflite/.onnx for the app
       keras-birds predict photo.jpg --model runs/effnet_lite0_fewshot/export/model_int8.tflite
-      keras-birds train recipes/effnet_lite2_fewshot.py --data ../shared/data/birds-dev
+      keras-birds train effnet_lite2_fewshot --data ../shared/data/birds-dev
       keras-birds compare runs/effnet_lite0_fewshot runs/effnet_lite2_fewshot   the study's table
-    recipes/effnet_lite0.py fine-tunes every layer: the recipe for full data sets.
+    effnet_lite0 fine-tunes every layer: the recipe for full data sets.
     """
 
 
@@ -90,7 +92,7 @@ def _parse_sets(values):
 
 
 @main.command()
-@click.argument("recipe_file", required=False, type=click.Path(dir_okay=False))
+@click.argument("recipe_file", metavar="RECIPE", required=False)
 @click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/, hf:<dataset id>, or "
                              "tfds:<name> / tfds:<path> (a TensorFlow Datasets set, or a local TFDS or image folder). "
                              "Relative paths (here and in the recipe) are from the working directory; the run stores "
@@ -115,7 +117,11 @@ def _parse_sets(values):
                    "it). Resume with the same --devices (steps per epoch depend on it).")
 def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclude, sets, out, resume_dir, overwrite, quiet,
           devices):
-    """Fine-tune a classifier from RECIPE_FILE (a file in recipes/) and write a run directory.
+    """Fine-tune a classifier from RECIPE and write a run directory.
+
+    RECIPE is a shipped recipe's name (`keras-birds recipes` lists them, e.g. effnet_lite0_fewshot) or a
+    recipe file (e.g. one printed by `keras-birds recipes NAME` and edited); a file in this folder wins over
+    a shipped recipe of the same name, and train says so.
 
     Phase 1 trains the head with the backbone frozen, phase 2 all layers, each with a one-cycle LR
     and AdamW. Every epoch's weights are kept and the best validation epoch is picked. The run
@@ -134,7 +140,8 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
         if recipe_file or any(v is not None for v in (data, weights, epochs, lr, batch_size, image_size, exclude)) or sets:
             raise UserError("--resume continues a run with its own saved recipe: pass no recipe file or overrides")
     elif not recipe_file:
-        raise UserError("missing RECIPE_FILE (e.g. recipes/effnet_lite0.py), or --resume RUN_DIR")
+        raise UserError("missing RECIPE (a shipped recipe's name, e.g. effnet_lite0, or a recipe file), "
+                        "or --resume RUN_DIR")
     else:
         overrides = {"data": data, "weights": weights, "epochs": epochs, "lr": lr, "batch_size": batch_size,
                      "image_size": image_size, "exclude": exclude, **_parse_sets(sets)}
@@ -152,26 +159,6 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     with launch.one_line_on_stop(run_dir, devices):  # SIGTERM, Ctrl-C: one line, not a traceback
         run_training(recipe, run_dir, resume=bool(resume_dir), overwrite=overwrite, verbose=0 if quiet else 1,
                      devices=devices)
-
-
-@main.command()
-def models():
-    """List the model names a recipe can use, their input sizes and where their ImageNet weights come from.
-
-    "trains at": the input size of the shipped recipes (recipes/) using the model: 224px, as the study,
-    unless a recipe sets image_size (--image-size overrides it). "native": the resolution the ImageNet
-    weights were trained at (--set image_size=native). Only the EfficientNet-Lite0/1/2 weights work
-    offline (they are installed with keras-birds); the others are downloaded once on first use (then
-    cached), or use --weights PATH / none.
-    """
-    from keras_birds.models.registry import MODELS, resolve_image_size, weights_origin
-    from keras_birds.recipe import recipe_image_sizes
-
-    trained = recipe_image_sizes()
-    for spec in MODELS.values():
-        sizes = "/".join(str(s) for s in trained.get(spec.name, (resolve_image_size(spec.name),)))
-        click.echo(f"{spec.name:22s} trains at {sizes}px (native {spec.native_size}px)  "
-                   f"imagenet weights: {weights_origin(spec)}")
 
 
 @main.command("eval")
@@ -382,6 +369,7 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
 
 
 add_openset_commands(main, before=_import_tensorflow_quietly)  # add-species, calibrate-unknown: openset/commands.py
+main.add_command(recipes), main.add_command(models)  # catalog_commands.py (listings, no TensorFlow)
 main.add_command(report_command)  # report: reporting/command.py (reads files; no TensorFlow)
 
 if __name__ == "__main__":

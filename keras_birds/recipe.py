@@ -7,6 +7,7 @@ A recipe file is a Python file that defines ``RECIPE = Recipe(...)``.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -17,11 +18,21 @@ from pathlib import Path
 from keras_birds.data.sources import absolute_source
 from keras_birds.errors import UserError
 from keras_birds.models.registry import POOLINGS, resolve_image_size
+from keras_birds.recipe_checks import check_number, check_whole, is_number, pair, shown, whole
 
 # The public Hugging Face copy of Kaggle's BIRDS-525 (splits train/validation/test).
 DEFAULT_DATA = "hf:yashikota/birds-525-species-image-classification"
-# The shipped recipe files (a source or editable install; absent from a plain wheel).
-RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def _shipped_recipes_dir() -> Path:
+    """keras_birds/recipes in a wheel (setup.py installs the checkout's recipes/ there), else recipes/ beside
+    the package (a source checkout or an editable install, which read the files in place)."""
+    inside = Path(__file__).resolve().parent / "recipes"
+    return inside if inside.is_dir() else Path(__file__).resolve().parents[1] / "recipes"
+
+
+# The shipped recipe files: `keras-birds recipes` lists them; a recipe argument may name one.
+RECIPES_DIR = _shipped_recipes_dir()
 HEAD_INITS = ("random", "class_mean", "probe")
 # Augment's photo-corruption fields: the names of keras_birds.data.corruptions.CORRUPTIONS, in its order.
 CORRUPTION_FIELDS = ("fog", "rain", "low_light", "overexposure", "colour_cast", "defocus_blur", "motion_blur",
@@ -58,13 +69,13 @@ class Augment:
         for name, high, high_open, unit in (("perspective", 1, False, ""), ("rotation", 180, False, " (degrees)"),
                                             ("translate", 1, False, ""), ("zoom", 1, True, ""),
                                             ("shear", 1, False, "")):
-            _check_number(problems, self, name, 0, high, high_open=high_open, unit=unit, prefix="augment.")
+            check_number(problems, self, name, 0, high, high_open=high_open, unit=unit, prefix="augment.")
         for name, v in ((n, getattr(self, n)) for n in CORRUPTION_FIELDS):
-            if _pair(v, lambda x: _is_number(x) and 0 <= x <= 1):  # NaN fails the comparison
+            if pair(v, lambda x: is_number(x) and 0 <= x <= 1):  # NaN fails the comparison
                 object.__setattr__(self, name, tuple(float(x) for x in v))  # JSON gives a list
             else:
                 problems.append(f"augment.{name} must be two numbers in [0, 1] (strength, probability), e.g. 0.8,0.1; "
-                                f"got {_shown(v)}")
+                                f"got {shown(v)}")
         if problems:
             raise UserError("; ".join(problems))
 
@@ -110,6 +121,7 @@ class Recipe:
     freeze_bn: bool = False  # keep BatchNorm in inference mode in the all-layers phase too
     head_lr_mult: float = 1.0  # head LR = lr[1] * head_lr_mult in the all-layers phase, > 0
     tta_flip: bool = False  # evaluation averages the image and its mirror image
+    tensorboard: bool = True  # write RUN/tensorboard/ event files (`tensorboard --logdir runs`); false: none
     # Training compute dtype: "auto" (bfloat16 on a GPU that supports it, else float32), "float32",
     # "bfloat16" or "float16" (mixed: variables, checkpoints and exports stay float32; fp16 loss-scaled).
     precision: str = "auto"
@@ -128,26 +140,26 @@ class Recipe:
     def __post_init__(self):
         object.__setattr__(self, "image_size", resolve_image_size(self.model, self.image_size))
         problems = []
-        if not _pair(self.epochs, lambda e: _whole(e) is not None and e >= 0) or sum(self.epochs) == 0:
+        if not pair(self.epochs, lambda e: whole(e) is not None and e >= 0) or sum(self.epochs) == 0:
             problems.append("epochs must be two whole numbers >= 0, not both 0 (warm-up, all layers), e.g. 2,10; "
-                            f"got {_shown(self.epochs)}")
-        if not _pair(self.lr, lambda v: _is_number(v) and math.isfinite(v) and v > 0):
+                            f"got {shown(self.epochs)}")
+        if not pair(self.lr, lambda v: is_number(v) and math.isfinite(v) and v > 0):
             problems.append("lr must be two finite numbers > 0 (one-cycle peak rates of warm-up, all layers), "
-                            f"e.g. 0.01,0.001; got {_shown(self.lr)}")
+                            f"e.g. 0.01,0.001; got {shown(self.lr)}")
         for name, low in (("image_size", 32), ("batch_size", 1), ("workers", 0), ("probe_views", 0), ("kd_views", 0),
                           ("int8_float_convs", 0)):
-            _check_whole(problems, self, name, low)
-        _check_whole(problems, self, "seed", 0, 2**30)
-        _check_number(problems, self, "weight_decay", 0, 1)
-        _check_number(problems, self, "label_smoothing", 0, 1, high_open=True)
-        _check_number(problems, self, "dropout", 0, 1, high_open=True)  # 1 would drop every feature
-        _check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
-        _check_number(problems, self, "kd_temperature", 0, None, low_open=True)
-        _check_number(problems, self, "kd_alpha", 0, 1)
+            check_whole(problems, self, name, low)
+        check_whole(problems, self, "seed", 0, 2**30)
+        check_number(problems, self, "weight_decay", 0, 1)
+        check_number(problems, self, "label_smoothing", 0, 1, high_open=True)
+        check_number(problems, self, "dropout", 0, 1, high_open=True)  # 1 would drop every feature
+        check_number(problems, self, "head_lr_mult", 0, None, low_open=True)
+        check_number(problems, self, "kd_temperature", 0, None, low_open=True)
+        check_number(problems, self, "kd_alpha", 0, 1)
         if self.unlabeled and not self.teacher:
             problems.append(f"unlabeled={self.unlabeled} needs a teacher to label its photos: set teacher=RUN_DIR too")
         if not isinstance(self.cache, bool):
-            problems.append(f"cache must be true or false, got {_shown(self.cache)}")
+            problems.append(f"cache must be true or false, got {shown(self.cache)}")
         if self.pooling not in POOLINGS:
             problems.append(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if self.precision not in PRECISIONS:
@@ -155,7 +167,7 @@ class Recipe:
         if self.head_init not in HEAD_INITS:
             problems.append(f"head_init must be one of {', '.join(HEAD_INITS)}, got {self.head_init!r}")
         if not isinstance(self.as_given, dict):
-            problems.append(f"as_given must be a dict of the paths as typed, got {_shown(self.as_given)}")
+            problems.append(f"as_given must be a dict of the paths as typed, got {shown(self.as_given)}")
         if problems:
             raise UserError("; ".join(problems))
         # A recipe may write epochs=[2, 10] or lr=(1, 1): store the types overrides and JSON expect.
@@ -202,61 +214,46 @@ def _absolute(path: str, several: bool = False) -> str:
     return os.path.abspath(path)
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _whole(v):
-    """v as an int when it is a whole number (2 or 2.0), else None."""
-    return int(v) if _is_number(v) and math.isfinite(v) and float(v).is_integer() else None
-
-
-def _pair(v, ok) -> bool:
-    return isinstance(v, (tuple, list)) and len(v) == 2 and all(ok(x) for x in v)
-
-
-def _shown(v) -> str:
-    """A value as errors show it: a tuple as the comma-separated form --set takes."""
-    if isinstance(v, (tuple, list)):
-        return ",".join(_shown(x) for x in v)
-    return repr(v) if isinstance(v, str) else str(v)
-
-
-def _check_whole(problems, obj, name, low, high=None):
-    """Append an error unless obj.name is a whole number in [low, high]; store it as an int."""
-    v, w = getattr(obj, name), _whole(getattr(obj, name))
-    if w is None or w < low or (high is not None and w > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        problems.append(f"{name} must be a whole number {allowed}, got {_shown(v)}")
-    else:
-        object.__setattr__(obj, name, w)
-
-
-def _check_number(problems, obj, name, low, high, low_open=False, high_open=False, unit="", prefix=""):
-    """Append an error unless obj.name is a finite number in the range (NaN and inf never are);
-    store it as a float."""
-    v = getattr(obj, name)
-    ok = (_is_number(v) and math.isfinite(v) and (v > low if low_open else v >= low)
-          and (high is None or (v < high if high_open else v <= high)))
-    if not ok:
-        if high is None:
-            allowed = f"a finite number {'>' if low_open else '>='} {low}"
-        else:
-            allowed = f"a number in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        problems.append(f"{prefix}{name} must be {allowed}{unit}, got {_shown(v)}")
-    else:
-        object.__setattr__(obj, name, float(v))
-
-
 # Recipe files load_recipe is running, innermost last: extends() resolves its base beside the last, catches cycles.
 _LOADING: list = []
 
 
+def shipped_recipes() -> dict:
+    """{name: file} of the recipes that ship with keras-birds, by name; files named _* are helpers."""
+    if not RECIPES_DIR.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(RECIPES_DIR.glob("*.py")) if not p.name.startswith("_")}
+
+
+def find_recipe(name_or_path) -> tuple:
+    """(file, note): a recipe file's path, or a shipped recipe's name (`effnet_lite0_fewshot`, with or without
+    .py). A local file wins over a shipped recipe of the same name; `note` then says so (else "")."""
+    given = str(name_or_path)
+    bare = "/" not in given and "\\" not in given  # a name, not a path into a folder
+    stem = given.removesuffix(".py")
+    shipped = shipped_recipes()
+    candidates = [Path(given)] + ([Path(f"{given}.py")] if bare and not given.endswith(".py") else [])
+    local = next((p for p in candidates if p.is_file()), None)
+    if local is not None:
+        same = bare and stem in shipped and local.resolve() != shipped[stem].resolve()
+        return local, (f"using the recipe file {local} in this folder, not the shipped recipe {stem} "
+                       f"(keras-birds recipes {stem} prints that one)" if same else "")
+    if bare and stem in shipped:
+        return shipped[stem], ""
+    close = difflib.get_close_matches(Path(stem).name, list(shipped), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UserError(f"recipe file {given} does not exist and no shipped recipe has that name: {hint}"
+                    f"`keras-birds recipes` lists the shipped ones")
+
+
 def load_recipe(path) -> Recipe:
-    """Run a recipe file and return its validated RECIPE; any problem is one UserError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"recipe file {path} does not exist (see recipes/ for the shipped ones)")
+    """Run a recipe file (or the shipped recipe of that name, see find_recipe) and return its validated RECIPE;
+    any problem is one UserError naming it."""
+    path, note = find_recipe(path)
+    if note:
+        from keras_birds.console import log
+
+        log(note)
     _LOADING.append(path)
     try:
         ns = runpy.run_path(str(path))
@@ -285,8 +282,9 @@ def load_recipe(path) -> Recipe:
 
 
 def extends(base: str, **changes) -> Recipe:
-    """In a recipe file: the recipe file `base` (a name, e.g. "effnet_lite0") of the same folder, with
-    `changes`, named after the calling file unless changes give a name.
+    """In a recipe file: the recipe `base` (a name, e.g. "effnet_lite0": the file of that name beside the
+    calling file, else the shipped recipe) with `changes`, named after the calling file unless changes give
+    a name.
 
         RECIPE = extends("effnet_lite0", model="efficientnet_lite1", image_size="native")
     """
@@ -298,26 +296,18 @@ def extends(base: str, **changes) -> Recipe:
     caller = _LOADING[-1]
     stem = base.removesuffix(".py")
     path = caller.with_name(f"{stem}.py")
+    if not path.is_file() and stem in shipped_recipes():
+        path = shipped_recipes()[stem]
     if "/" in base or "\\" in base or not path.is_file():
-        known = sorted(p.stem for p in caller.parent.glob("*.py") if p != caller and not p.name.startswith("_"))
-        raise UserError(f'extends("{base}"): no recipe {stem}.py beside {caller.name} '
-                        f"(available: {', '.join(known) or 'none'})")
+        beside = sorted(p.stem for p in caller.parent.glob("*.py") if p != caller and not p.name.startswith("_"))
+        close = difflib.get_close_matches(stem, list(shipped_recipes()), n=3, cutoff=0.5)
+        raise UserError(f'extends("{base}"): no recipe {stem}.py beside {caller.name} and no shipped recipe of that '
+                        f"name (beside it: {', '.join(beside) or 'none'}; shipped: "
+                        f"{'did you mean ' + ', '.join(close) + '? ' if close else ''}`keras-birds recipes` lists them)")
     if path.resolve() in {p.resolve() for p in _LOADING}:
         chain = " -> ".join(p.stem for p in _LOADING)
         raise UserError(f'extends("{base}"): recipes extend each other in a cycle ({chain} -> {stem})')
     return dataclasses.replace(load_recipe(path), **{"name": "", **changes})
-
-
-def recipe_image_sizes(folder=RECIPES_DIR) -> dict:
-    """{model: (input sizes its recipes in `folder` train at, in file order)}: what `keras-birds models`
-    shows and the zoo builds at. A model no recipe uses trains at resolve_image_size(model); files
-    named _* are helpers; no folder (a plain wheel): {}."""
-    paths = sorted(Path(folder).glob("*.py")) if Path(folder).is_dir() else []
-    sizes: dict = {}
-    for recipe in (load_recipe(p) for p in paths if not p.name.startswith("_")):
-        if recipe.image_size not in sizes.setdefault(recipe.model, ()):
-            sizes[recipe.model] += (recipe.image_size,)
-    return sizes
 
 
 def check_model_name(recipe: Recipe, where: str) -> Recipe:
@@ -344,7 +334,7 @@ def _expected(current) -> str:
     if isinstance(current, float):
         return "a number"
     kind = "whole numbers" if all(isinstance(v, int) for v in current) else "numbers"
-    return f"{_NUMBERS.get(len(current), len(current))} comma-separated {kind}, e.g. {_shown(current)}"
+    return f"{_NUMBERS.get(len(current), len(current))} comma-separated {kind}, e.g. {shown(current)}"
 
 
 def _parse(raw: str, current, key: str):

@@ -2,7 +2,7 @@
 12 epochs of all layers on the teacher's softened probabilities for the same augmented views (knowledge
 distillation through the backbone), so the phone-sized model inherits what the teacher's features see.
 
-    keras-birds train recipes/distill_lite0.py --data ../shared/data/birds-dev
+    keras-birds train distill_lite0 --data ../shared/data/birds-dev
 
 after training the teacher into runs/effnet_lite2_fewshot (recipes/effnet_lite2_fewshot.py with that --out).
 

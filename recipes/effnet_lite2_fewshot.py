@@ -2,7 +2,7 @@
 features, max-pooled and scaled to unit length (a cosine head), then one head-only epoch; the
 backbone is not fine-tuned.
 
-    keras-birds train recipes/effnet_lite2_fewshot.py --data ../shared/data/birds-dev
+    keras-birds train effnet_lite2_fewshot --data ../shared/data/birds-dev
 
 Measured (tools/bench_fewshot.py, seeds 0/1/2, 2-CPU machine): valid 90.4/90.4/90.4%, test
 92.0/92.8/93.6%, 228/229/230 of 250, 133-170 s each. With average pooling the same probe scored

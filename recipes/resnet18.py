@@ -1,7 +1,7 @@
 """ResNet18, ImageNet weights from KerasHub's resnet_18_imagenet preset; the study's two-phase schedule.
 
-    keras-birds train recipes/resnet18.py                      # BIRDS-525 from the Hugging Face Hub
-    keras-birds train recipes/resnet18.py --data ROOT          # a local Kaggle-layout copy
+    keras-birds train resnet18                                 # BIRDS-525 from the Hugging Face Hub
+    keras-birds train resnet18 --data ROOT                     # a local Kaggle-layout copy
 """
 from keras_birds.recipe import Recipe
 

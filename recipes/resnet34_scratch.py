@@ -1,7 +1,7 @@
 """ResNet34 trained from random init (the study's no-pretraining baseline): no frozen warm-up, 12 epochs all layers.
 
-    keras-birds train recipes/resnet34_scratch.py                      # BIRDS-525 from the Hugging Face Hub
-    keras-birds train recipes/resnet34_scratch.py --data ROOT          # a local Kaggle-layout copy
+    keras-birds train resnet34_scratch                                 # BIRDS-525 from the Hugging Face Hub
+    keras-birds train resnet34_scratch --data ROOT                     # a local Kaggle-layout copy
 """
 from keras_birds.recipe import Recipe
 

@@ -170,7 +170,7 @@ def test_other_bad_arguments(cli, small_dataset, tmp_path, args, words):
 
 def test_missing_recipe_argument(cli):
     line = _one_error_line(cli("train"))
-    assert "RECIPE_FILE" in line
+    assert "missing RECIPE" in line
 
 
 def test_resume_with_overrides_is_refused(cli, tmp_path):

@@ -11,7 +11,7 @@ from keras_birds.models.registry import MODELS
 from keras_birds.data.augment import STEPS
 from keras_birds.recipe import CORRUPTION_FIELDS, DEFAULT_DATA, Augment, Recipe, apply_overrides, extends, load_recipe
 
-RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.py"))
+RECIPES = sorted(p for p in (Path(__file__).resolve().parents[1] / "recipes").glob("*.py") if not p.name.startswith("_"))
 
 
 def test_there_are_recipes():
@@ -26,11 +26,11 @@ def test_every_shipped_recipe_loads_and_documents_its_command(path):
     assert recipe.model in MODELS
     doc = ast.get_docstring(ast.parse(path.read_text()))
     assert doc, f"{path.name} has no docstring"
-    assert f"keras-birds train recipes/{path.name}" in doc
-    # every command line the docstring shows names its own file
-    for line in doc.splitlines():
-        if "keras-birds train" in line:
-            assert f"recipes/{path.name}" in line, line
+    # every training command the docstring shows trains this recipe by its name (works after pip install)
+    commands = [line.split("keras-birds train", 1)[1].split() for line in doc.splitlines() if "keras-birds train" in line]
+    assert commands, f"{path.name}'s docstring shows no `keras-birds train {path.stem}` command"
+    for words in commands:
+        assert words[0] == path.stem, words
 
 
 def test_recipe_file_states_only_what_differs(tmp_path):
@@ -237,7 +237,7 @@ def test_every_field_survives_the_round_trip():
                      seed=5, workers=5, exclude="e", head_init="class_mean", probe_views=5, freeze_bn=True, head_lr_mult=5.0,
                      tta_flip=True, pooling="max", l2_features=True, name="n", as_given={"data": "../d"}, cache=True,
                      precision="float16", teacher="t", kd_temperature=2.0, kd_alpha=0.5, kd_views=2, unlabeled="u",
-                     int8_float_convs=3)
+                     int8_float_convs=3, tensorboard=False)
     default = Recipe()
     for f in dataclasses.fields(Recipe):
         assert getattr(changed, f.name) != getattr(default, f.name), f.name
@@ -478,7 +478,8 @@ def test_extends_an_unknown_base_lists_the_recipes(tmp_path):
         load_recipe(tmp_path / "child.py")
     msg = str(e.value)
     assert "\n" not in msg and str(tmp_path / "child.py") in msg
-    assert 'extends("effnet_lite9"): no recipe effnet_lite9.py beside child.py (available: base, other)' in msg
+    assert 'extends("effnet_lite9"): no recipe effnet_lite9.py beside child.py' in msg
+    assert "(beside it: base, other; shipped: did you mean effnet_lite" in msg and "effnet_lite0" in msg
 
 
 def test_extends_in_a_shipped_recipe_finds_its_base_beside_it():
@@ -500,7 +501,7 @@ def test_extends_mistakes_are_one_line(tmp_path):
 
 
 def test_recipe_image_sizes_skips_helpers_and_a_missing_folder(tmp_path):
-    from keras_birds.recipe import recipe_image_sizes
+    from keras_birds.recipe_catalog import recipe_image_sizes
 
     _files(tmp_path, a="RECIPE = Recipe(model='efficientnet_b2')\n",
            b="RECIPE = extends('a', image_size='native')\n", _helper="RECIPE = None\n")

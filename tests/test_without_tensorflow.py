@@ -88,6 +88,7 @@ def test_train_eval_predict_compare_without_tensorflow(no_tf, birds_mini, tmp_pa
     no_tf("train", LITE0, "--data", birds_mini, "--weights", "imagenet", "--image-size", "64", "--epochs", "1,1",
           "--batch-size", "16", "--set", "workers=1", "--out", run_dir, "-q", name="train")
     assert (run_dir / "model.keras").exists()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard's events need no TensorFlow
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["train_images"] == 75
 

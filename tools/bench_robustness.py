@@ -1,4 +1,4 @@
-"""README's Robustness table: clean and mean corrupted top-1, at severity 3 and over all severities, on
+"""The robustness table of docs/measurements.md: clean and mean corrupted top-1, at severity 3 and over all severities, on
 valid and test, for each model, and its relative drop (clean - corrupted) / clean.
 
     .venv/bin/python tools/bench_robustness.py [LABEL=]MODEL... [--data ROOT] [--out DIR] [--splits valid,test]

@@ -18,7 +18,7 @@ CALIBRATION_IMAGES = 8  # int8 ranges from random pixels: the file's size does n
 
 def recipe_models(recipes_dir) -> dict:
     """{model: (input sizes its recipes train at)} of the recipe files in `recipes_dir`, in file order."""
-    from keras_birds.recipe import recipe_image_sizes
+    from keras_birds.recipe_catalog import recipe_image_sizes
 
     return recipe_image_sizes(recipes_dir)
 

@@ -357,7 +357,7 @@ def format_summary(result: ExportResult) -> str:
                      f"{_num(g.get('drop_bound_points')):>6s} {flips:>8s} "
                      f"{_ms(f.get('latency_ms_b1_median')):>7s}  {verdict}")
     lines.append("drop, bound: top-1 points lost vs Keras and its one-sided 95% lower bound; lost/won: images "
-                 "the file gets wrong/right where Keras does not (gate rule: README, export/verify.py)")
+                 "the file gets wrong/right where Keras does not (gate rule: docs/commands/export.md, export/verify.py)")
     lines += _int8_speedup(r["files"])
     for f in r["files"]:
         if f["verified"] is False:

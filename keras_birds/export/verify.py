@@ -1,6 +1,6 @@
 """The parity gate: run each exported file on the run's validation split and compare with Keras.
 
-The rule means the same on 125 images as on 2,625 (README "Exporting for phones"). Per image, Keras
+The rule means the same on 125 images as on 2,625 (docs/commands/export.md). Per image, Keras
 and the file are each right or wrong: `lost` (b) images Keras gets right and the file gets wrong,
 `gained` (c) the reverse; the top-1 drop is (b - c) / n. A file fails when its true drop exceeds the
 1-point tolerance with 95% confidence: the one-sided lower bound of Tango's score interval for paired

@@ -23,6 +23,7 @@ from keras_birds.training.head_init import init_head_from_class_means, init_head
 from keras_birds.training.phases import setup_phase
 from keras_birds.training.precision import resolve_precision, training_precision
 from keras_birds.training.schedule import two_phase_plan
+from keras_birds.training.tensorboard import training_board
 
 
 def train(recipe: Recipe | None, out, *, resume=False, overwrite=False, verbose=1, log=print, devices=1) -> RunDir:
@@ -118,7 +119,7 @@ def _init_head(model, recipe: Recipe, train_index, loader_args: dict, n_classes:
         init_head_from_probe(model, views, n_classes, progress=progress)
 
 
-def _run_phases(model, recipe: Recipe, run: RunDir, loaders, skipped, done: int, n_classes: int, verbose, log):
+def _run_phases(model, recipe: Recipe, run: RunDir, loaders, skipped, done: int, n_classes: int, verbose, log, board):
     train_loader, valid_loader = loaders
     for phase in two_phase_plan(recipe.epochs, recipe.lr):
         if done >= phase.end_epoch:
@@ -132,8 +133,9 @@ def _run_phases(model, recipe: Recipe, run: RunDir, loaders, skipped, done: int,
         # closing newline; a ProgbarLogger of ours, listed first, replaces it and ends the bar first.
         progbar = [keras.callbacks.ProgbarLogger()] if verbose else []
         checkpoint = EpochCheckpoint(run, phase, valid_loader, schedule, skipped, recipe.tta_flip, log)
+        # The board's callback comes after the checkpoint: it writes the epoch's committed metrics row.
         model.fit(train_loader, initial_epoch=max(done, phase.first_epoch), epochs=phase.end_epoch, verbose=verbose,
-                  callbacks=progbar + [checkpoint])
+                  callbacks=progbar + [checkpoint] + board.callbacks(schedule))
         done = phase.end_epoch
 
 
@@ -167,7 +169,8 @@ def _train(recipe: Recipe, run: RunDir, state: dict, *, resume, overwrite, verbo
 
     distributed.broadcast_variables(model)  # every rank starts from rank 0's weights
     log(_training_line(recipe, run, model, data, skipped, n))
-    _run_phases(model, recipe, run, loaders, skipped, done, n_classes, verbose, log)
+    with training_board(run, recipe, done, len(loaders[0]), log) as board:  # RUN/tensorboard/ (rank 0; recipe)
+        _run_phases(model, recipe, run, loaders, skipped, done, n_classes, verbose, log, board)
     if distributed.is_main():  # rank 0 alone writes model.keras and summary.json
         _write_summary(recipe, run, data, skipped, started, log)
     distributed.barrier()
