@@ -9,6 +9,7 @@ import click
 from keras_birds import __version__
 from keras_birds.errors import UserError, brief
 from keras_birds.openset.commands import add_openset_commands
+from keras_birds.export.web.command import serve_web as serve_web_command
 from keras_birds.catalog_commands import models, recipes
 from keras_birds.reporting.command import report as report_command
 
@@ -209,7 +210,7 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 @click.option("--tflite", "want_tflite", is_flag=True, help="Write .tflite files (default: both formats).")
 @click.option("--onnx", "want_onnx", is_flag=True, help="Write model.onnx (default: both formats).")
 @click.option("--quantize", multiple=True, metavar="none|fp16|dynamic|int8",
-              help="TFLite variants; repeat or comma-separate, e.g. --quantize none,int8 [default: none].")
+              help="TFLite variants; repeat or comma-separate, e.g. --quantize none,int8 [default: none; int8 with --web].")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: RUN_DIR/export].")
 @click.option("--calibration-images", type=int, default=300, show_default=True,
               help="Training images (stratified over species) that calibrate int8.")
@@ -222,8 +223,12 @@ def eval_(model, split, data, batch_size, exclude, out, latency_runs, tta_flip, 
 @click.option("--no-verify", is_flag=True, help="Skip the parity gate on the validation split.")
 @click.option("--latency-runs", type=int, default=50, show_default=True, help="Timed batch-1 runs per file; 0 skips timing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar (int8 calibration).")
+@click.option("--web", is_flag=True, help="Also write OUT/web/: a static page that names the birds in photos in the "
+                                          "browser, offline once loaded, with the gated .tflite (int8 unless "
+                                          "--quantize says otherwise) and LiteRT.js (fetched once from npm, cached).")
+@click.option("--serve", is_flag=True, help="With --web: then serve the page on 127.0.0.1 (as `keras-birds serve-web`).")
 def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, int8_float_convs, data, exclude,
-            no_verify, latency_runs, quiet):
+            no_verify, latency_runs, quiet, web, serve):
     """Export RUN_DIR's model for phones: .tflite (fp32/fp16/dynamic/int8) and .onnx, verified.
 
     Each file takes a fixed 1xSxSx3 image of raw RGB pixels 0-255 (uint8 for int8), does its own
@@ -240,11 +245,20 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
     \b
       keras-birds export runs/effnet_lite0 --quantize none,fp16,int8
       keras-birds export runs/effnet_lite0 --tflite --quantize int8 --out app/assets
+      keras-birds export runs/effnet_lite0 --web --serve        the model in a web page, on 127.0.0.1
     """
+    if serve and not web:
+        raise UserError("--serve serves the page --web writes: add --web")
+    if web and want_onnx and not want_tflite:
+        raise UserError("--web runs a .tflite file in the page: add --tflite (or drop --onnx)")
+    if web:  # the page runs on the vendored runtime: fetch it (or fail in one line) before minutes of export
+        from keras_birds.export.web.vendor import runtime_files
+
+        runtime_files(log=lambda msg: click.echo(msg, err=True))
     _import_tensorflow_quietly()
     from keras_birds.export.export import export, format_summary
 
-    modes = [q.strip() for item in quantize for q in item.split(",") if q.strip()] or ["none"]
+    modes = [q.strip() for item in quantize for q in item.split(",") if q.strip()] or (["int8"] if web else ["none"])
     both = not (want_tflite or want_onnx)
     if quantize and want_onnx and not want_tflite:
         raise UserError("--quantize applies to .tflite files; add --tflite (the .onnx file is always float32)")
@@ -256,6 +270,15 @@ def export_(run_dir, want_tflite, want_onnx, quantize, out, calibration_images, 
     if not result.passed:
         click.echo("error: export verification failed; the failing files are kept as *.unverified.*", err=True)
         sys.exit(1)
+    if web:
+        from keras_birds.export.web.page import build_page
+
+        page = build_page(result.out_dir, log=lambda msg: click.echo(msg, err=True))
+        click.echo(page.summary())
+        if serve:
+            from keras_birds.export.web.serve import serve as serve_page
+
+            serve_page(page.folder, echo=click.echo)
 
 
 @main.command()
@@ -371,6 +394,7 @@ def predict(images, model_path, top_k, threshold, tta_flip, batch_size, as_json,
 add_openset_commands(main, before=_import_tensorflow_quietly)  # add-species, calibrate-unknown: openset/commands.py
 main.add_command(recipes), main.add_command(models)  # catalog_commands.py (listings, no TensorFlow)
 main.add_command(report_command)  # report: reporting/command.py (reads files; no TensorFlow)
+main.add_command(serve_web_command)  # serve-web: export/web/command.py (a static server; no TensorFlow)
 
 if __name__ == "__main__":
     main()
