@@ -136,6 +136,17 @@ def screenshots(folder, images, out: Path):
         s.screenshot(out / "phone.png")
 
 
+def _shown(path) -> str:
+    """A path as the report records it, never an absolute path of this machine: relative as given; under the
+    repo's parent, relative to the repo (../shared/data/...); elsewhere, its last three parts (run/export/web)."""
+    if not Path(path).is_absolute():
+        return str(path)
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(REPO.parent):
+        return os.path.relpath(resolved, REPO)
+    return str(Path(*resolved.parts[-3:]))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run")
@@ -153,7 +164,7 @@ def main(argv=None):
     images = sorted(p for p in (Path(args.data) / args.split).rglob("*") if p.is_file())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {"page": str(folder), "model": info, "data": str(Path(args.data).resolve()), "split": args.split,
+    report = {"page": _shown(folder), "model": info, "data": _shown(args.data), "split": args.split,
               "images": len(images), "cpu": f"{os.cpu_count()} cores", "size_mb": folder_size(folder)}
     for name, query in (("chromium", ""), ("compat", "?runtime=compat")):
         run = page_run(folder, images, query, args.loads)

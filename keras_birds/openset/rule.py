@@ -109,13 +109,18 @@ def stale_export(runner) -> str | None:
     (calibrate-unknown ran after the export), else None."""
     if runner.kind not in EXPORTED or runner.run_dir is None:
         return None
-    newer, inside = run_rule(runner.run_dir.path), file_rule(runner.path)
+    return stale_file(runner.path, runner.run_dir.path)
+
+
+def stale_file(path, run_path) -> str | None:
+    """stale_export's line for the exported file `path` of the run `run_path`, else None."""
+    newer, inside = run_rule(run_path), file_rule(path)
     if newer is None or (inside is not None and (inside.score, inside.threshold) == (newer.score, newer.threshold)):
         return None
     from keras_birds.export.reexport import reexport_command
 
     has = (f"holds another unknown-species rule ({inside.score} >= {inside.threshold:.4g}) than" if inside
            else "holds no unknown-species rule, unlike")
-    return (f"{runner.path} is out of date: it {has} {newer.source} ({newer.score} >= {newer.threshold:.4g}, "
+    return (f"{path} is out of date: it {has} {newer.source} ({newer.score} >= {newer.threshold:.4g}, "
             f"from calibrate-unknown), and answers by its own, as an app would; re-export to carry the run's rule: "
-            f"{reexport_command(runner.run_dir.path, runner.path)}")
+            f"{reexport_command(run_path, path)}")

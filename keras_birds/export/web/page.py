@@ -90,16 +90,14 @@ def build_page(export_dir, out=None, log=lambda msg: None) -> WebPage:
 def _warn_if_stale(model: Path, report: dict, log):
     """A line when the run's unknown.json (calibrate-unknown after the export) is not the rule inside the file:
     the page answers by the file's own, as predict does with it."""
-    from keras_birds.openset.rule import file_rule, run_rule
+    from keras_birds.openset.rule import stale_file
 
     try:
-        newer = run_rule(report["run"]) if report.get("run") else None
-        inside = file_rule(model)
+        line = stale_file(model, report["run"]) if report.get("run") else None
     except UserError:
         return
-    if newer is not None and (inside is None or (inside.score, inside.threshold) != (newer.score, newer.threshold)):
-        log(f"warning: {model.name} does not carry {report['run']}/unknown.json's rule ({newer.score} >= {newer.threshold:.4g}); the "
-            f"page answers by the file's own: export the run again to carry it")
+    if line:
+        log(f"warning: {line}")
 
 
 def _write_page(folder: Path, export_dir: Path, report: dict, entry: dict, runtime: dict):
