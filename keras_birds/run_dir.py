@@ -55,6 +55,15 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def remove_abandoned(parent: Path, prefix: str):
+    """Delete the folders <prefix><pid> in `parent` whose writer is gone (or whose suffix is no pid): work a
+    killed process left half done."""
+    for old in Path(parent).glob(f"{prefix}*"):
+        pid = old.name[len(prefix):]
+        if old.is_dir() and (not pid.isdigit() or not process_alive(int(pid))):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 LOCK_FILE = ".lock"
 # Set by `train --devices N` to the run it holds the lock of: its torchrun workers write under that lock.
 LOCK_HELD_ENV = "KERAS_BIRDS_RUN_LOCKED"

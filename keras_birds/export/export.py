@@ -27,7 +27,7 @@ from keras_birds.inference.context import RunContext
 from keras_birds.inference.runners import build_with_weights, open_runner
 from keras_birds.export.metadata import add_packed_file
 from keras_birds.openset.rule import ONNX_KEY, UNKNOWN_JSON, run_rule_text
-from keras_birds.run_dir import atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256, process_alive
+from keras_birds.run_dir import atomic_write_bytes, atomic_write_json, atomic_write_text, file_sha256, remove_abandoned
 
 DEFAULT_CALIBRATION_IMAGES = 300
 DEFAULT_LATENCY_RUNS = 50
@@ -166,10 +166,7 @@ def _pending_dir(out_dir: Path) -> Path:
     Pending folders of dead processes (a killed export) are removed first: their files were never
     verified, and nothing outside this workflow looks inside a hidden folder.
     """
-    for old in out_dir.glob(f"{PENDING_PREFIX}*"):
-        pid = old.name[len(PENDING_PREFIX):]
-        if old.is_dir() and (not pid.isdigit() or not process_alive(int(pid))):
-            shutil.rmtree(old, ignore_errors=True)
+    remove_abandoned(out_dir, PENDING_PREFIX)
     pending = out_dir / f"{PENDING_PREFIX}{os.getpid()}"
     shutil.rmtree(pending, ignore_errors=True)
     pending.mkdir(parents=True)

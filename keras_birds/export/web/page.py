@@ -20,7 +20,7 @@ from pathlib import Path
 
 from keras_birds.errors import UserError
 from keras_birds.export.web import vendor
-from keras_birds.run_dir import process_alive
+from keras_birds.run_dir import remove_abandoned
 
 TEMPLATE = Path(__file__).with_name("template")
 PAGE_FILES = ("index.html", "app.js", "imaging.js", "tflite.js", "style.css")
@@ -69,10 +69,7 @@ def build_page(export_dir, out=None, log=lambda msg: None) -> WebPage:
     _warn_if_stale(export_dir / entry["file"], report, log)
     runtime = vendor.runtime_files(log)  # a missing network fails here, before the old page is touched
     folder = Path(out) if out else export_dir / "web"
-    for old in folder.parent.glob(f".{folder.name}.partial-*"):  # left by a killed build
-        pid = old.name.rsplit("-", 1)[-1]
-        if not pid.isdigit() or not process_alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
+    remove_abandoned(folder.parent, f".{folder.name}.partial-")  # left by a killed build
     partial = folder.with_name(f".{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
