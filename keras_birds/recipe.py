@@ -296,11 +296,12 @@ def extends(base: str, **changes) -> Recipe:
     caller = _LOADING[-1]
     stem = base.removesuffix(".py")
     path = caller.with_name(f"{stem}.py")
-    if not path.is_file() and stem in shipped_recipes():
-        path = shipped_recipes()[stem]
+    shipped = shipped_recipes()
+    if not path.is_file() and stem in shipped:
+        path = shipped[stem]
     if "/" in base or "\\" in base or not path.is_file():
         beside = sorted(p.stem for p in caller.parent.glob("*.py") if p != caller and not p.name.startswith("_"))
-        close = difflib.get_close_matches(stem, list(shipped_recipes()), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(stem, list(shipped), n=3, cutoff=0.5)
         raise UserError(f'extends("{base}"): no recipe {stem}.py beside {caller.name} and no shipped recipe of that '
                         f"name (beside it: {', '.join(beside) or 'none'}; shipped: "
                         f"{'did you mean ' + ', '.join(close) + '? ' if close else ''}`keras-birds recipes` lists them)")
