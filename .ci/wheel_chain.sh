@@ -29,12 +29,14 @@ for needed in ("export/_tflite_worker.py", "export/web/template/index.html", "ex
     assert (pkg / needed).is_file(), f"the wheel lacks keras_birds/{needed}"
 print(f"== installed at {keras_birds.__file__}; {len(r.shipped_recipes())} shipped recipes")
 PY
-"$kb" recipes | grep -q "^effnet_lite0_fewshot "
+# to a file first: grep -q quits at its match, and under pipefail the writer's broken pipe failed CI
+"$kb" recipes > recipes.txt
+grep -q "^effnet_lite0_fewshot " recipes.txt
 set -x
 "$kb" train effnet_lite0_fewshot --data "$data" --out run -q
 "$kb" eval run --split test --latency-runs 0 -q
 "$kb" export run --quantize int8 --latency-runs 0 -q
-image=$(find "$data/test" -name '*.jpg' | sort | head -1)
+image=$(find "$data/test" -name '*.jpg' | sort | sed -n 1p)   # sed reads all: no broken pipe
 "$kb" predict "$image" --model run/export/model_int8.tflite --json > predict.json
 set +x
 "$work/venv/bin/python" - "$image" "$data" <<'PY'
