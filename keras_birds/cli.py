@@ -1,17 +1,18 @@
 """The `keras-birds` command: parses arguments and calls a workflow; nothing else lives here."""
 from __future__ import annotations
 
-import os
 import sys
 
 import click
 
 from keras_birds import __version__
-from keras_birds.errors import UserError, brief
+from keras_birds.errors import UserError
 from keras_birds.openset.commands import add_openset_commands
 from keras_birds.export.web.command import serve_web as serve_web_command
 from keras_birds.catalog_commands import models, recipes
 from keras_birds.reporting.command import report as report_command
+from keras_birds.quiet_tensorflow import import_tensorflow_quietly as _import_tensorflow_quietly
+from keras_birds.serving.command import add_serve_command
 
 
 class _Group(click.Group):
@@ -43,43 +44,6 @@ def main():
       keras-birds compare runs/effnet_lite0_fewshot runs/effnet_lite2_fewshot   the study's table
     effnet_lite0 fine-tunes every layer: the recipe for full data sets.
     """
-
-
-def _import_tensorflow_quietly():
-    """Import TensorFlow (Keras' seeding and KerasHub pull it in) with file descriptor 2 muted.
-
-    TF 2.21 writes C++ start-up lines (absl, oneDNN, CUDA stub) to stderr before its logging is set up,
-    whatever TF_CPP_MIN_LOG_LEVEL says; they would bury the one-line errors of this command.
-    """
-    import importlib.util
-
-    try:
-        if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
-            return
-    except Exception:  # e.g. an import hook that refuses TF: treat TF as absent
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    failed = None
-    try:
-        os.dup2(devnull, 2)
-        try:
-            import tensorflow  # noqa: F401
-        except ImportError:  # Keras and KerasHub treat this as "no TF" themselves
-            pass
-        except Exception as e:
-            failed = e
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-    if failed is not None:
-        # Keras' seeding would trip over the same non-ImportError; as ImportError it means "no TF" there.
-        # train/eval/predict/compare of torch models need no TF; export says it cannot import it.
-        sys.modules["tensorflow"] = None
-        click.echo(f"warning: TensorFlow fails to import ({brief(failed, 160, with_type=True)}); going on without it",
-                   err=True)
 
 
 def _parse_sets(values):
@@ -395,6 +359,7 @@ add_openset_commands(main, before=_import_tensorflow_quietly)  # add-species, ca
 main.add_command(recipes), main.add_command(models)  # catalog_commands.py (listings, no TensorFlow)
 main.add_command(report_command)  # report: reporting/command.py (reads files; no TensorFlow)
 main.add_command(serve_web_command)  # serve-web: export/web/command.py (a static server; no TensorFlow)
+add_serve_command(main, before=_import_tensorflow_quietly)  # serve: serving/command.py (the HTTP API)
 
 if __name__ == "__main__":
     main()

@@ -12,6 +12,10 @@ class BadImage(Exception):
     """The file is unreadable, truncated or not an image."""
 
 
+class TooManyPixels(BadImage):
+    """The image claims more pixels than the caller allows (a decompression bomb, or just too big)."""
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """RGB view of any mode; transparent pixels go on white, as a viewer would show them."""
     if img.mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
@@ -30,15 +34,20 @@ def to_rgb(img: Image.Image) -> Image.Image:
 DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def load_rgb(path, size: int) -> np.ndarray:
-    """Decode `path` to a (size, size, 3) uint8 array; BadImage if it cannot be decoded whole."""
+def load_rgb(path, size: int, max_pixels: int | None = None) -> np.ndarray:
+    """Decode `path` (a path or a binary file object) to a (size, size, 3) uint8 array; BadImage if it cannot be
+    decoded whole; TooManyPixels, from the header alone, if it claims more than `max_pixels`."""
     try:
         with Image.open(path) as img:
+            if max_pixels is not None and img.width * img.height > max_pixels:
+                raise TooManyPixels(f"{img.width}x{img.height} pixels, over the limit of {max_pixels:,}")
             img.load()
             rgb = to_rgb(img)
             if rgb.size != (size, size):
                 rgb = rgb.resize((size, size), Image.BILINEAR)
             return np.asarray(rgb, dtype=np.uint8)
+    except Image.DecompressionBombError as e:  # Pillow's own limit, hit before ours could be checked
+        raise TooManyPixels(f"more pixels than Pillow's safety limit ({e})") from e
     except DECODE_ERRORS as e:
         raise BadImage(f"{type(e).__name__}: {e}") from e
 

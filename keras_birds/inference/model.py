@@ -23,9 +23,10 @@ class OpenedModel:
     predict: Callable  # runner.predict, averaged with the mirror image when tta_flip
 
 
-def open_model(path, tta_flip=None) -> OpenedModel:
-    """A run directory (or its RunContext), .keras, .tflite or .onnx file; tta_flip None: default_tta_flip."""
-    runner = open_runner(path)
+def open_model(path, tta_flip=None, threads: int | None = None) -> OpenedModel:
+    """A run directory (or its RunContext), .keras, .tflite or .onnx file; tta_flip None: default_tta_flip;
+    threads: a .tflite's or .onnx's runtime threads (default: every usable core)."""
+    runner = open_runner(path, threads)
     run = runner.run_dir
     recipe = run.recipe() if run is not None else None
     check_image_size(runner, recipe)

@@ -188,14 +188,14 @@ def _run_in_chunks(x, fixed_batch, run_fn):
 class OnnxRunner(Runner):
     kind = "onnx"
 
-    def __init__(self, path: Path, run_dir=None):
+    def __init__(self, path: Path, run_dir=None, threads: int | None = None):
         import onnxruntime as ort
 
         self.path, self.run_dir = Path(path), run_dir
         self.size_bytes = self.path.stat().st_size
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        options.intra_op_num_threads = usable_cores()
+        options.intra_op_num_threads = threads or usable_cores()
         providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
@@ -345,8 +345,9 @@ class TFLiteRunner(Runner):
         return self._dequantize(_run_in_chunks(x, self.fixed_batch, self._invoke))
 
 
-def open_runner(path) -> Runner:
-    """A run directory (model.keras, else best.weights.h5) or its RunContext, a .keras, .tflite or .onnx file."""
+def open_runner(path, threads: int | None = None) -> Runner:
+    """A run directory (model.keras, else best.weights.h5) or its RunContext, a .keras, .tflite or .onnx file;
+    `threads`: the runtime threads of a .tflite or .onnx (default: every usable core)."""
     if isinstance(path, RunContext):  # a run already opened: its recipe and classes are not read again
         return _keras_from_run(path)
     path = Path(path)
@@ -370,5 +371,5 @@ def open_runner(path) -> Runner:
             names, source = labels_beside(path, run)
         return KerasRunner(_load_keras(path), path, names, source, run)
     if kind == "onnx":
-        return OnnxRunner(path, run)
-    return TFLiteRunner(path, run)
+        return OnnxRunner(path, run, threads)
+    return TFLiteRunner(path, run, threads)

@@ -60,7 +60,7 @@ def collect_images(inputs) -> tuple[list, list]:
     return files, errors
 
 
-def _unknown_rule(threshold, runner) -> UnknownRule:
+def unknown_rule(threshold, runner) -> UnknownRule:
     """--threshold on the top probability if given, else the model's stored rule, else none (0)."""
     if threshold is not None:
         return UnknownRule("max_probability", float(threshold), "--threshold")
@@ -90,7 +90,7 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float | None = None, ba
                         f"order) beside it")
     size, run_model = runner.image_size, opened.predict
     k = min(top_k, len(names))
-    rule = _unknown_rule(threshold, runner)
+    rule = unknown_rule(threshold, runner)
     out = Predictions(str(runner.path), runner.kind, rule.threshold, opened.tta_flip, errors=errors,
                       unknown_rule={"score": rule.score, "threshold": rule.threshold, "from": rule.source})
     stale = stale_export(runner) if threshold is None else None  # --threshold: no stored rule is used anyway
@@ -113,12 +113,20 @@ def predict(inputs, model, *, top_k: int = 5, threshold: float | None = None, ba
         if not batch:
             continue
         probs = run_model(np.stack(batch))
-        for path, p, sure in zip(paths, probs, rule.accepted(probs)):
-            order = np.argsort(-p, kind="stable")[:k]
-            top = [{"species": names[i], "probability": round(float(p[i]), 6)} for i in order]
-            out.results.append({"path": path, "species": top[0]["species"] if sure else UNKNOWN,
-                                "probability": top[0]["probability"], "top_k": top})
+        out.results.extend({"path": path, **a} for path, a in zip(paths, answers(probs, names, rule, k)))
     bar.close()
+    return out
+
+
+def answers(probs, names, rule: UnknownRule, k: int) -> list:
+    """Per image, what predict (and the HTTP server) answers: {"species" ("unknown" below the rule),
+    "probability" (of the top species), "top_k": [{"species", "probability"}, ...]}, rounded to 6 digits."""
+    out = []
+    for p, sure in zip(probs, rule.accepted(probs)):
+        order = np.argsort(-p, kind="stable")[:k]
+        top = [{"species": names[i], "probability": round(float(p[i]), 6)} for i in order]
+        out.append({"species": top[0]["species"] if sure else UNKNOWN, "probability": top[0]["probability"],
+                    "top_k": top})
     return out
 
 

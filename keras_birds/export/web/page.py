@@ -20,11 +20,11 @@ from pathlib import Path
 
 from keras_birds.errors import UserError
 from keras_birds.export.web import vendor
+from keras_birds.inference.exported import choose_exported, read_report
 from keras_birds.run_dir import remove_abandoned
 
 TEMPLATE = Path(__file__).with_name("template")
 PAGE_FILES = ("index.html", "app.js", "imaging.js", "tflite.js", "style.css")
-PREFERENCE = ("int8", "dynamic", "fp16", "none")  # smallest first: the file a phone downloads
 
 
 @dataclass
@@ -41,30 +41,12 @@ class WebPage:
 
 def choose_model(export_dir: Path, report: dict, log) -> dict:
     """export.json's entry of the .tflite the page ships: verified files first, int8 preferred."""
-    tflite = [f for f in report.get("files", []) if f.get("format") == "tflite" and (export_dir / f["file"]).is_file()]
-    rank = {q: i for i, q in enumerate(PREFERENCE)}
-    tflite.sort(key=lambda f: rank.get(f.get("quantize"), len(rank)))
-    passed = [f for f in tflite if f.get("verified") is True]
-    if passed:
-        return passed[0]
-    unchecked = [f for f in tflite if f.get("verified") is None]
-    if unchecked:
-        log(f"warning: {unchecked[0]['file']} was exported with --no-verify: the page ships a file the gate "
-            f"never checked")
-        return unchecked[0]
-    why = "every .tflite failed the export gate" if tflite else "it lists no .tflite file"
-    raise UserError(f"{export_dir / 'export.json'}: {why}; the page needs one that passed "
-                    f"(keras-birds export RUN --web exports an int8 one)")
+    return choose_exported(export_dir, report, log, formats=("tflite",))
 
 
 def build_page(export_dir, out=None, log=lambda msg: None) -> WebPage:
     export_dir = Path(export_dir)
-    try:
-        report = json.loads((export_dir / "export.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"{export_dir} has no export.json: run `keras-birds export RUN --web` first") from None
-    except ValueError as e:
-        raise UserError(f"{export_dir / 'export.json'} is not JSON ({e})") from None
+    report = read_report(export_dir)
     entry = choose_model(export_dir, report, log)
     _warn_if_stale(export_dir / entry["file"], report, log)
     runtime = vendor.runtime_files(log)  # a missing network fails here, before the old page is touched
