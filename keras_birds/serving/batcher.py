@@ -22,7 +22,7 @@ class Overloaded(Exception):
 
 
 class MicroBatcher:
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait_s: float = 0.002,
+    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], max_batch: int = 32, max_wait_s: float = 0.0,
                  max_queue: int = 512, on_batch: Callable[[int, float], None] = lambda n, seconds: None):
         if max_batch < 1 or max_queue < max_batch or max_wait_s < 0:
             raise ValueError(f"need max_batch >= 1, max_queue >= max_batch, max_wait_s >= 0; got {max_batch}, "

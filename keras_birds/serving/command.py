@@ -13,9 +13,13 @@ _BEFORE = [lambda: None]  # the CLI's quiet TensorFlow import, needed only to se
 @click.option("--port", type=int, default=8000, show_default=True, help="Port; 0 picks a free one (printed).")
 @click.option("--workers", type=int, default=1, show_default=True,
               help="Processes sharing the port, each with the model and cores/workers runtime threads.")
+@click.option("--threads", type=int, default=None,
+              help="Runtime threads per worker for the model [default: the usable cores / --workers].")
 @click.option("--max-batch", type=int, default=32, show_default=True, help="Images per model call at most.")
-@click.option("--max-wait-ms", type=float, default=2.0, show_default=True,
-              help="How long a batch that is not full may wait for more requests, once the model is free.")
+@click.option("--max-wait-ms", type=float, default=0.0, show_default=True,
+              help="How long a batch that is not full may wait for more requests once the model is free. Requests "
+                   "that queued while the model ran are batched anyway; a wait pays only where a bigger batch is "
+                   "cheaper per image (ONNX float, GPUs), not for the int8 .tflite on a CPU.")
 @click.option("--max-queue", type=int, default=512, show_default=True,
               help="Images waiting beyond which requests get 503 (retry later) instead of waiting longer.")
 @click.option("--max-upload-mb", type=float, default=20.0, show_default=True, help="Bytes per request at most.")
@@ -23,7 +27,7 @@ _BEFORE = [lambda: None]  # the CLI's quiet TensorFlow import, needed only to se
 @click.option("--max-megapixels", type=float, default=40.0, show_default=True,
               help="Pixels an image may claim (from its header, before decoding) at most.")
 @click.option("--top-k", type=int, default=5, show_default=True, help="Species listed per image unless ?top_k= says.")
-def serve(model, host, port, workers, max_batch, max_wait_ms, max_queue, max_upload_mb, max_images, max_megapixels,
+def serve(model, host, port, workers, threads, max_batch, max_wait_ms, max_queue, max_upload_mb, max_images, max_megapixels,
           top_k):
     """Answer HTTP requests with MODEL: a run directory (its gate-passing int8 .tflite first), an export
     folder, or a .tflite/.onnx/.keras file. Ctrl+C or SIGTERM lets accepted requests finish, then stops.
@@ -43,7 +47,7 @@ def serve(model, host, port, workers, max_batch, max_wait_ms, max_queue, max_upl
     from keras_birds.serving.server import serve as run_server
     from keras_birds.serving.uploads import Limits
 
-    for name, value in (("--max-batch", max_batch), ("--max-images", max_images), ("--top-k", top_k)):
+    for name, value in (("--threads", threads or 1), ("--max-batch", max_batch), ("--max-images", max_images), ("--top-k", top_k)):
         if value < 1:
             raise UserError(f"{name} must be >= 1, got {value}")
     if max_queue < max(max_batch, max_images):
@@ -54,7 +58,7 @@ def serve(model, host, port, workers, max_batch, max_wait_ms, max_queue, max_upl
     limits = Limits(int(max_upload_mb * 1024 * 1024), max_images, int(max_megapixels * 1e6))
     settings = Settings(max_batch, max_wait_ms, max_queue, top_k, limits)
     run_server(model, host, port, workers, settings, log=lambda msg: click.echo(msg, err=True),
-               before_keras=_BEFORE[0])
+               before_keras=_BEFORE[0], threads=threads)
 
 
 def add_serve_command(group: click.Group, before=None):

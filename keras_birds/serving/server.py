@@ -47,12 +47,12 @@ def app_from_env():
 
 
 def serve(model, host: str = "127.0.0.1", port: int = 8000, workers: int = 1, settings: Settings = Settings(),
-          log=print, before_keras=lambda: None):
+          log=print, before_keras=lambda: None, threads: int | None = None):
     import uvicorn
 
     if workers < 1:
         raise UserError(f"--workers must be >= 1, got {workers}")
-    threads = max(1, usable_cores() // workers)
+    threads = threads or max(1, usable_cores() // workers)
     served = open_served(model, threads, log, before_keras)  # a bad MODEL fails here, before any worker starts
     sock = bind(host, port)
     shown = f"[{host}]" if ":" in host else host
