@@ -20,32 +20,33 @@ from keras_birds.errors import UserError
 from keras_birds.inference.context import RunContext
 from keras_birds.inference.model import open_model
 from keras_birds.openset import rule as rules
-from keras_birds.openset.outputs import class_means, model_outputs
+from keras_birds.openset.outputs import model_outputs, train_bank
 from keras_birds.openset.scores import DEFAULT_ACCEPT, DEPLOYABLE, compare_scores, rates, score
 from keras_birds.openset.unknown_images import CALIBRATION, unknown_index
 
-# Train images of each species the class means (the cosine score) are taken over, a seeded sample.
+# Train images of each species the class means and the nearest-neighbour bank are taken over, a seeded sample.
 MEAN_IMAGES_PER_SPECIES = 50
 
 
-def _outputs_with_means(opened, index, batch_size: int, means, progress: str = ""):
+def _outputs_with_means(opened, index, batch_size: int, bank, progress: str = ""):
     out = model_outputs(opened, index, batch_size, progress)
-    if "features" in out and means is not None:
-        out["class_means"] = means
+    if "features" in out and bank is not None:
+        out.update(bank)
     return out
 
 
 def _train_means(opened, progress: str = ""):
-    """Class means of the run's train features (the cosine score), for a Keras model of a run; else None."""
+    """{"class_means", "train_features"} of the run's train images (the cosine and nearest-neighbour scores),
+    for a Keras model of a run; else None."""
     if opened.runner.kind != "keras" or opened.run is None:
         return None
     try:
         train = opened.run.split_index("train").index
     except UserError:
-        return None  # the run's data has moved: that one score is left out
-    # A class mean from a sample: BIRDS-525's 84,635 train images would cost ~30 min of forward passes (2-core CPU).
+        return None  # the run's data has moved: those scores are left out
+    # A sample: BIRDS-525's 84,635 train images would cost ~30 min of forward passes (2-core CPU).
     train = train.at_most_per_class(MEAN_IMAGES_PER_SPECIES, opened.run.recipe().seed)
-    return class_means(opened.runner.model, train, opened.runner.image_size, progress)
+    return train_bank(opened.runner.model, train, opened.runner.image_size, progress)
 
 
 def _check_accept(accept: float):

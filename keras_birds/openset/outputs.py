@@ -4,7 +4,7 @@
     features_and_logits(model, index, size, tta_flip)  pooled features and head logits of a Keras model
     model_outputs(opened, index, batch_size)           {"probs"} of any runner, plus "logits" and "features"
                                                        for a Keras model
-    class_means(model, index, size)                    mean pooled feature of each class (train images)
+    train_bank(model, index, size)                     mean pooled feature of each class, and every train image's
 
 Each takes `progress`: the label of a progress bar on stderr over the images ("" for none).
 
@@ -78,12 +78,13 @@ def features_and_logits(model, index, size: int, tta_flip: bool = False, batch_s
             "probs": np.mean([softmax(z) for z in logits], axis=0), "labels": labels}
 
 
-def class_means(model, index, size: int, progress: str = "") -> np.ndarray:
-    """(C, D): the mean pooled feature of each class's images in `index` (zeros for a class without any)."""
+def train_bank(model, index, size: int, progress: str = "") -> dict:
+    """{"class_means" (C, D), "train_features" (N, D)}: what the feature scores compare an image with."""
     got = features_and_logits(model, index, size, progress=progress)
     f, y = got["features"], got["labels"]
-    return np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1])
-                     for c in range(len(index.class_names))])
+    means = np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1])
+                      for c in range(len(index.class_names))])
+    return {"class_means": means, "train_features": f}
 
 
 def model_outputs(opened, index, batch_size: int = 32, progress: str = "") -> dict:

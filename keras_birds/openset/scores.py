@@ -40,11 +40,19 @@ def _energy(out):
     return (top + np.log(np.exp(z - top).sum(1, keepdims=True)))[:, 0]  # logsumexp: the negative free energy
 
 
+def _unit(x):
+    x = np.asarray(x, np.float64)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+
+
 def _cosine_to_class_mean(out):
-    f, means = out["features"], out["class_means"]
-    f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
-    means = means / (np.linalg.norm(means, axis=1, keepdims=True) + 1e-12)
-    return (f @ means.T).max(1)
+    return (_unit(out["features"]) @ _unit(out["class_means"]).T).max(1)
+
+
+def _knn_cosine(out):
+    # deep nearest neighbours (Sun et al., ICML 2022) on normalised features, k = 1: with 3 photos a species a
+    # class is its photos, and a mean of 3 blurs a species that looks different from the side and the front
+    return (_unit(out["features"]) @ _unit(out["train_features"]).T).max(1)
 
 
 # name -> (function of the outputs dict, what the app computes from the output vector p, or None); the
@@ -56,10 +64,12 @@ SCORES = {
     "max_logit": (_max_logit, None),
     "energy": (_energy, None),
     "cosine_to_class_mean": (_cosine_to_class_mean, None),
+    "knn_cosine": (_knn_cosine, None),
 }
 DEPLOYABLE = tuple(name for name, (_, rule) in SCORES.items() if rule)
 RULE_NOTES = {"neg_entropy": "a p of 0 adds 0"}  # int8 outputs hold exact zeros, where log p is -inf
-NEEDS = {"max_logit": ("logits",), "energy": ("logits",), "cosine_to_class_mean": ("features", "class_means")}
+NEEDS = {"max_logit": ("logits",), "energy": ("logits",), "cosine_to_class_mean": ("features", "class_means"),
+         "knn_cosine": ("features", "train_features")}
 
 
 def available(out: dict) -> list:

@@ -104,18 +104,18 @@ def test_an_export_made_before_calibrating_answers_by_its_own_contents_and_says_
 
 
 def test_class_means_come_from_a_capped_sample_of_each_species(trained_tiny_run, tmp_path, monkeypatch):
-    """Issue 33: the cosine score's class means read every train image (BIRDS-525: ~30 min of forward passes
+    """Issue 33: the cosine score's class means (and the nearest-neighbour bank) read every train image (BIRDS-525: ~30 min of forward passes
     on a 2-core CPU); now at most MEAN_IMAGES_PER_SPECIES of each species, so the cost stays flat."""
     import keras_birds.openset.calibrate as calibrate
 
     seen = []
-    real = calibrate.class_means
+    real = calibrate.train_bank
 
     def counting(model, index, size, progress=""):
         seen.append(np.bincount(index.labels, minlength=len(index.class_names)))
         return real(model, index, size, progress)
 
-    monkeypatch.setattr(calibrate, "class_means", counting)
+    monkeypatch.setattr(calibrate, "train_bank", counting)
     monkeypatch.setattr(calibrate, "MEAN_IMAGES_PER_SPECIES", 2)
     _unknown_species(tmp_path / "data")
     run = tmp_path / "run"

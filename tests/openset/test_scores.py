@@ -36,9 +36,20 @@ def test_scores_from_probabilities_survive_int8_zeros_and_rank_sure_answers_firs
         assert np.isfinite(s).all() and s[0] > s[1], name
     assert scores.available(out) == list(scores.DEPLOYABLE)
     logits = np.array([[5.0, 1, 0, 0], [1.0, 1, 0.5, 0.5]])
-    full = {**out, "logits": logits, "features": np.eye(4)[:2], "class_means": np.eye(4)}
+    full = {**out, "logits": logits, "features": np.eye(4)[:2], "class_means": np.eye(4),
+            "train_features": np.eye(4)}
     assert scores.available(full) == list(scores.SCORES)
     assert scores.score("energy", full)[0] == pytest.approx(np.log(np.exp(logits[0]).sum()))
+
+
+def test_nearest_neighbour_score_looks_at_each_train_photo_not_the_class_mean():
+    # one species photographed from two sides: a query like one side is near a photo, far from the mean
+    side, front = np.array([1.0, 0, 0]), np.array([0.0, 1, 0])
+    out = {"features": np.array([[0.9, 0.1, 0.0], [0.0, 0.0, 1.0]]), "class_means": np.array([(side + front) / 2]),
+           "train_features": np.stack([side, front])}
+    knn, mean = scores.score("knn_cosine", out), scores.score("cosine_to_class_mean", out)
+    assert knn[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1)) and knn[0] > mean[0]
+    assert knn[1] == pytest.approx(0.0) and knn[0] > knn[1]  # unlike every photo: ranked unknown
 
 
 def test_compare_scores_gives_every_score_its_figures():
