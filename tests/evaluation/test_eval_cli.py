@@ -107,7 +107,7 @@ class ColourRunner:
     class_names = ["WHITE BIRD", "UNSEEN BIRD", "PLUSH CRESTED JAY", "GREEN BIRD", "BLUE BIRD"]
     n_classes, labels_from = 5, "the test"
 
-    def __init__(self, path):
+    def __init__(self, path, threads=None):  # open_runner's signature
         self.path = path
 
     def predict(self, images):
