@@ -12,7 +12,8 @@ known data is a folder of symlinks to birds-dev's species folders, nothing is co
   valid side   the same against the pool's check half (its species 13-25): what a method may be chosen on
   pool         photos of other birds an app team can always collect. Methods may use the pool's fit half
                (its species 1-12, every split); no method sees the unseen group.
-Methods: every score of keras_birds/openset/scores.py (max_probability first), then pool-aware ones below.
+Methods: every score of keras_birds/openset/scores.py (max_probability first), then pool-aware ones below,
+and an "other bird" class: a linear probe over the known species plus the pool's fit half as one more class.
 Known top-1 (of the 75) on their valid+test photos is printed per fold: the scores never change the answer.
 Writes OUT/<recipe>.json (per fold and mean +- standard deviation) and prints the table.
 """
@@ -71,11 +72,13 @@ def index_of(data: Path, species: list, splits, class_names=None):
     return SplitIndex("+".join(splits), class_names or ["other"], paths, np.asarray(labels, np.int64))
 
 
-def train(recipe: str, data: Path, run: Path):
+def train(recipe: str, data: Path, run: Path) -> bool:
+    """Train unless the run is already there (then False: its figures are reused, its time unknown here)."""
     if (run / "model.keras").is_file():
-        return
+        return False
     subprocess.run([sys.executable, "-m", "keras_birds.cli", "train", recipe, "--data", str(data), "--out", str(run),
                     "--overwrite", "-q"], check=True, timeout=6 * 3600)
+    return True
 
 
 def _unit(x):
@@ -105,12 +108,37 @@ def pool_scores(out: dict, ref: dict) -> dict:
             "max_logit_plus_knn_minus_pool": _z(logit, ref["max_logit"]) + _z(relative, ref["knn_minus_pool_knn"])}
 
 
+def fit_other_probe(features, labels, pool_features, n_known: int, weight_decay=0.5, epochs=300, lr=1e-2):
+    """A linear probe over the known species plus one "other bird" class (the pool's fit half): outlier exposure
+    as an explicit class, fitted as the few-shot recipe fits its head (training/head_init.py). (kernel, bias)."""
+    import keras
+
+    f = np.concatenate([features, pool_features])
+    y = np.concatenate([labels, np.full(len(pool_features), n_known)])
+    scale = 10.0 / (np.linalg.norm(f, axis=1).mean() + 1e-12)
+    probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_known + 1)])
+    probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    probe.fit((f * scale).astype("float32"), y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
+    kernel, bias = probe.layers[-1].get_weights()
+    return kernel * scale, bias
+
+
+def other_scores(out: dict, probe) -> dict:
+    from keras_birds.openset.outputs import softmax
+
+    p = softmax(out["features"] @ probe[0] + probe[1])
+    return {"other_class: 1 - p(other)": 1.0 - p[:, -1], "other_class: max known p": p[:, :-1].max(1)}
+
+
 def all_scores(out: dict, ref: dict | None) -> dict:
     from keras_birds.openset.scores import available, score
 
     got = {name: score(name, out) for name in available(out)}
     if ref is not None:
         got.update(pool_scores(out, ref))
+    if out.get("other_probe") is not None:
+        got.update(other_scores(out, out["other_probe"]))
     return got
 
 
@@ -134,19 +162,22 @@ def run_fold(recipe: str, data: Path, fold: int, work: Path) -> dict:
     folder = work / recipe / f"fold{fold}"
     run = folder / "run"
     started = time.time()
-    train(recipe, known_view(data, parts["known"], folder / "known"), run)
-    trained = time.time() - started
+    trained = train(recipe, known_view(data, parts["known"], folder / "known"), run)
+    seconds = round(time.time() - started, 1) if trained else None
     opened = open_model(run)
     model, size, tta = opened.runner.model, opened.runner.image_size, opened.tta_flip
     names = opened.run.class_names()
-    bank = train_bank(model, index_of(data, parts["known"], ["train"], names), size)
+    train_index = index_of(data, parts["known"], ["train"], names)
+    bank = train_bank(model, train_index, size)
     pool_fit = features_and_logits(model, index_of(data, parts["pool_fit"], ["train", "valid", "test"]), size, tta)
+    probe = fit_other_probe(bank["train_features"], bank["train_labels"], pool_fit["features"], len(names))
     outs = {}
     for key, idx in (("known_valid", index_of(data, parts["known"], ["valid"], names)),
                      ("known_test", index_of(data, parts["known"], ["test"], names)),
                      ("unseen", index_of(data, parts["unseen"], ["valid", "test"])),
                      ("pool_check", index_of(data, parts["pool_check"], ["train", "valid", "test"]))):
-        outs[key] = {**features_and_logits(model, idx, size, tta), **bank, "pool_features": pool_fit["features"]}
+        outs[key] = {**features_and_logits(model, idx, size, tta), **bank, "pool_features": pool_fit["features"],
+                     "other_probe": probe}
     kv = outs["known_valid"]  # its scores set the scale of the combinations
     ref = {"max_logit": score("max_logit", kv), "knn_cosine": score("knn_cosine", kv),
            "knn_minus_pool_knn": knn_minus_pool(kv)}
@@ -156,7 +187,7 @@ def run_fold(recipe: str, data: Path, fold: int, work: Path) -> dict:
                                          for k in ("known_valid", "known_test")])))
     return {"fold": fold, "known_top1": round(top1, 4), "n_known": len(known_eval["max_probability"]),
             "n_unseen": len(s["unseen"]["max_probability"]), "n_pool_check": len(s["pool_check"]["max_probability"]),
-            "train_seconds": round(trained, 1), "unseen_species": parts["unseen"],
+            "train_seconds": seconds, "unseen_species": parts["unseen"],
             "test": figures(known_eval, s["unseen"]), "valid": figures(s["known_valid"], s["pool_check"])}
 
 
@@ -202,7 +233,8 @@ def main(argv=None):
             r = folds[-1]
             print(f"{recipe} fold {fold}: known top-1 {r['known_top1']}, max_probability AUROC "
                   f"{r['test']['max_probability']['auroc']:.3f}, best test AUROC "
-                  f"{max(v['auroc'] for v in r['test'].values()):.3f} (trained in {r['train_seconds']} s)", flush=True)
+                  f"{max(v['auroc'] for v in r['test'].values()):.3f} "
+                  f"({'trained in ' + str(r['train_seconds']) + ' s' if r['train_seconds'] else 'run reused'})", flush=True)
         summ = summary(folds)
         result = {"recipe": recipe, "data": os.path.relpath(data, REPO), "machine": cpu_description(),
                   "protocol": {"folds": N_FOLDS, "group_seed": GROUP_SEED, "accept_known": 0.95}, "summary": summ,

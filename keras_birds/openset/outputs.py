@@ -79,12 +79,12 @@ def features_and_logits(model, index, size: int, tta_flip: bool = False, batch_s
 
 
 def train_bank(model, index, size: int, progress: str = "") -> dict:
-    """{"class_means" (C, D), "train_features" (N, D)}: what the feature scores compare an image with."""
+    """{"class_means" (C, D), "train_features" (N, D), "train_labels" (N,)}: what feature scores compare with."""
     got = features_and_logits(model, index, size, progress=progress)
     f, y = got["features"], got["labels"]
     means = np.stack([f[y == c].mean(0) if (y == c).any() else np.zeros(f.shape[1])
                       for c in range(len(index.class_names))])
-    return {"class_means": means, "train_features": f}
+    return {"class_means": means, "train_features": f, "train_labels": y}
 
 
 def model_outputs(opened, index, batch_size: int = 32, progress: str = "") -> dict:
