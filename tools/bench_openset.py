@@ -81,19 +81,15 @@ def train(recipe: str, data: Path, run: Path) -> bool:
     return True
 
 
-def _unit(x):
-    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
-
-
 def _z(score, ref):
     return (score - ref.mean()) / (ref.std() + 1e-12)
 
 
 def knn_minus_pool(out: dict) -> np.ndarray:
     """Nearer a known photo than any other bird's: outlier exposure by nearest neighbours."""
-    from keras_birds.openset.scores import score
+    from keras_birds.openset.scores import score, unit
 
-    return score("knn_cosine", out) - (_unit(out["features"]) @ _unit(out["pool_features"]).T).max(1)
+    return score("knn_cosine", out) - (unit(out["features"]) @ unit(out["pool_features"]).T).max(1)
 
 
 def pool_scores(out: dict, ref: dict) -> dict:

@@ -40,19 +40,20 @@ def _energy(out):
     return (top + np.log(np.exp(z - top).sum(1, keepdims=True)))[:, 0]  # logsumexp: the negative free energy
 
 
-def _unit(x):
+def unit(x):
+    """Rows scaled to length 1 (cosine similarity is then a dot product)."""
     x = np.asarray(x, np.float64)
     return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
 
 def _cosine_to_class_mean(out):
-    return (_unit(out["features"]) @ _unit(out["class_means"]).T).max(1)
+    return (unit(out["features"]) @ unit(out["class_means"]).T).max(1)
 
 
 def _knn_cosine(out):
     # deep nearest neighbours (Sun et al., ICML 2022) on normalised features, k = 1: with 3 photos a species a
     # class is its photos, and a mean of 3 blurs a species that looks different from the side and the front
-    return (_unit(out["features"]) @ _unit(out["train_features"]).T).max(1)
+    return (unit(out["features"]) @ unit(out["train_features"]).T).max(1)
 
 
 # name -> (function of the outputs dict, what the app computes from the output vector p, or None); the

@@ -128,12 +128,9 @@ class Api:
 
     async def http_error(self, request, exc):
         """Starlette's 404 and 405, as JSON like every other error."""
-        from starlette.responses import JSONResponse
-
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = f"{request.method} {request.url.path}: {exc.detail} (routes: {ROUTES})"
-        self.metrics.errors.labels(kind).inc()
-        return JSONResponse({"error": message, "kind": kind}, status_code=exc.status_code, headers=exc.headers)
+        return _error(ApiError(exc.status_code, kind, message), self.metrics, exc.headers)
 
     @asynccontextmanager
     async def lifespan(self, app):
