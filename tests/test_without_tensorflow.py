@@ -12,10 +12,11 @@ REPO = Path(__file__).resolve().parents[1]
 LITE0 = REPO / "recipes" / "effnet_lite0.py"
 
 # Wraps every meta-path finder so that BLOCKED packages are not found: `import tensorflow` fails as if it
-# were not installed (find_spec returns None, which torch and Keras probe for). Then runs the CLI and
-# writes which of BLOCKED (and keras_hub, which needs TF) ended up imported.
+# were not installed (find_spec returns None, which torch and Keras probe for). Then runs CLI commands (a JSON
+# list of argument lists) one after another through click's entry point, one start-up for all, and writes
+# each one's output and which of BLOCKED (and keras_hub, which needs TF) were imported by the end of it.
 WRAPPER = '''
-import json, sys
+import json, sys, traceback
 BLOCKED = ("tensorflow", "tf_keras", "tensorflow_text")
 
 class Hide:
@@ -32,14 +33,19 @@ try:
     sys.exit("the wrapper failed to hide tensorflow")
 except ModuleNotFoundError:
     pass
-report, args = sys.argv[1], sys.argv[2:]
-try:
-    from keras_birds.cli import main
-    main(args, prog_name="keras-birds")
-finally:
+from click.testing import CliRunner
+from keras_birds.cli import main
+results = []
+for args in json.loads(sys.argv[2]):
+    r = CliRunner().invoke(main, args, prog_name="keras-birds")
+    crashed = r.exc_info is not None and r.exc_info[0] is not SystemExit  # a traceback, not an exit code
+    error = "".join(traceback.format_exception(*r.exc_info)) if crashed else ""
     loaded = sorted({m.split(".")[0] for m in sys.modules} & {*BLOCKED, "keras_hub"})
-    with open(report, "w") as f:
-        json.dump(loaded, f)
+    results.append({"exit_code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr + error, "loaded": loaded})
+    with open(sys.argv[1], "w") as f:
+        json.dump(results, f)
+    if r.exit_code:
+        break
 '''
 
 # A tensorflow that is found but raises (not ImportError) while importing: a broken install.
@@ -68,39 +74,47 @@ print(type(build_augmenter(Augment())).__name__, build_augmenter(Augment())(np.z
 
 @pytest.fixture
 def no_tf(tmp_path):
+    """no_tf((name, args), ...): the commands in one Python without TensorFlow; their stdout, in order."""
     wrapper = tmp_path / "without_tf.py"
     wrapper.write_text(WRAPPER)
     env = dict(os.environ, KERAS_BACKEND="torch")
 
-    def run(*args, name):
-        report = tmp_path / f"{name}.modules.json"
-        proc = subprocess.run([sys.executable, str(wrapper), str(report), *map(str, args)], capture_output=True,
-                              text=True, cwd=tmp_path, env=env, timeout=600)
-        assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
-        assert json.loads(report.read_text()) == [], f"{name} imported {report.read_text()}"
-        return proc
+    def run(*commands):
+        report = tmp_path / "commands.json"
+        report.unlink(missing_ok=True)
+        args = json.dumps([[str(a) for a in args] for _, args in commands])
+        proc = subprocess.run([sys.executable, str(wrapper), str(report), args], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=600)
+        assert proc.returncode == 0 and report.exists(), proc.stderr[-3000:]
+        results = json.loads(report.read_text())
+        for (name, _), r in zip(commands, results):
+            assert r["exit_code"] == 0, f"{name}: exit {r['exit_code']}\n{r['stderr'][-3000:]}"
+            assert r["loaded"] == [], f"{name} imported {r['loaded']}"
+        assert len(results) == len(commands)
+        return [r["stdout"] for r in results]
 
     return run
 
 
 def test_train_eval_predict_compare_without_tensorflow(no_tf, birds_mini, tmp_path):
-    run_dir = tmp_path / "run"
-    no_tf("train", LITE0, "--data", birds_mini, "--weights", "imagenet", "--image-size", "64", "--epochs", "1,1",
-          "--batch-size", "16", "--set", "workers=1", "--out", run_dir, "-q", name="train")
+    run_dir, folder = tmp_path / "run", sorted((birds_mini / "test").iterdir())[0]
+    _, evaluated, predicted, _ = no_tf(
+        ("train", ["train", LITE0, "--data", birds_mini, "--weights", "imagenet", "--image-size", "64", "--epochs",
+                   "1,1", "--batch-size", "16", "--set", "workers=1", "--out", run_dir, "-q"]),
+        ("eval", ["eval", run_dir, "--split", "test", "--json", "--latency-runs", "0", "-q"]),
+        ("predict", ["predict", folder, "--model", run_dir, "--json", "-q"]),
+        ("compare", ["compare", run_dir, "--out", tmp_path / "comparison", "--latency-runs", "0", "-q"]))
     assert (run_dir / "model.keras").exists()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))  # TensorBoard's events need no TensorFlow
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["epochs"] == 2 and summary["train_images"] == 75
 
-    report = json.loads(no_tf("eval", run_dir, "--split", "test", "--json", "--latency-runs", "0", "-q",
-                              name="eval").stdout)
+    report = json.loads(evaluated)
     assert report["n_images"] == 25 and report["top1"] > 0.2  # 25 species: chance is 0.04
 
-    folder = sorted((birds_mini / "test").iterdir())[0]
-    preds = json.loads(no_tf("predict", folder, "--model", run_dir, "--json", "-q", name="predict").stdout)
+    preds = json.loads(predicted)
     assert len(preds["results"]) == len(list(folder.glob("*.jpg"))) and not preds["errors"]
 
-    no_tf("compare", run_dir, "--out", tmp_path / "comparison", "--latency-runs", "0", "-q", name="compare")
     assert (tmp_path / "comparison" / "comparison.json").exists()
 
 

@@ -6,6 +6,8 @@ seconds, reaches ~80% validation top-1 and gives predictions with real margins, 
 is meaningful (random-init models output near-ties or NaN-prone huge logits; at 64 px one of the
 25 validation images flips under int8).
 """
+import json
+
 import pytest
 
 from keras_birds.recipe import Recipe
@@ -42,21 +44,23 @@ def tiny_run(tmp_path_factory, birds_mini):
 
 @pytest.fixture(scope="session")
 def exported(tiny_run, tmp_path_factory):
-    """ONNX + TFLite fp32, fp16, dynamic, int8 of the tiny run, through the workflow (gate on)."""
-    from keras_birds.export.export import export
+    """ONNX + TFLite fp32, fp16, dynamic, int8 of the tiny run (gate on) and OUT/web/, its page, through
+    `keras-birds export --web`: the page tests (test_web_page.py) share this export instead of converting
+    and gating the int8 file a second time. An ExportResult of OUT and its export.json."""
+    from click.testing import CliRunner
+
+    from keras_birds.cli import main
+    from keras_birds.export.export import ExportResult
 
     out = tmp_path_factory.mktemp("export_out") / "export"
-    return export(tiny_run.path, quantize=["none", "fp16", "dynamic", "int8"], out=out, latency_runs=3,
-                  log=lambda *_: None)
+    result = CliRunner().invoke(main, ["export", str(tiny_run.path), "--quantize", "none,fp16,dynamic,int8", "--web",
+                                       "--out", str(out), "--latency-runs", "3", "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out / 'web'}/" in result.stdout
+    return ExportResult(out, json.loads((out / "export.json").read_text()))
 
 
 @pytest.fixture
 def make_tiny_run(birds_mini):
     """write_tiny_run on birds-mini with other recipe settings (pooling, l2_features)."""
     return lambda path, **settings: write_tiny_run(path, birds_mini, **settings)
-
-
-@pytest.fixture
-def write_run():
-    """write_tiny_run itself: a tiny run on any data path (e.g. a relative one)."""
-    return write_tiny_run

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+from keras_birds.run_dir import RunDir
+
 
 KERAS_BIRDS = str(Path(sys.executable).parent / "keras-birds")
 WORKER_MODULE = "keras_birds.export._tflite_worker"
@@ -83,18 +85,21 @@ def _workers() -> dict:
     return found
 
 
-def test_moved_data_fails_before_any_file_is_written(birds_mini, write_run, tmp_path, monkeypatch):
+def test_moved_data_fails_before_any_file_is_written(birds_mini, tiny_run, tmp_path, monkeypatch):
     """The README's first command stores a relative data path; exporting that run from another folder
     must fail on the data before converting, and leave the out folder without a model file."""
     (tmp_path / "work").mkdir()
     monkeypatch.chdir(tmp_path / "work")
     relative = os.path.relpath(birds_mini, tmp_path / "work")
-    run = write_run(tmp_path / "work" / "run", relative)
-    assert json.loads(run.recipe_json.read_text())["data"] == relative
+    run = tmp_path / "work" / "run"  # the shared tiny run, its recipe pointing at the data relatively
+    shutil.copytree(tiny_run.path, run)
+    recipe = json.loads((run / "recipe.json").read_text())
+    (run / "recipe.json").write_text(json.dumps({**recipe, "data": relative}))
+    assert RunDir(run).read_recipe()["data"] == relative
     elsewhere = tmp_path / "somewhere" / "else"  # one level deeper: the relative path misses from here
     elsewhere.mkdir(parents=True)
     out = elsewhere / "X"
-    proc, lines = _start(["export", str(run.path.resolve()), "--out", "X", "--latency-runs", "0"], cwd=elsewhere)
+    proc, lines = _start(["export", str(run.resolve()), "--out", "X", "--latency-runs", "0"], cwd=elsewhere)
     assert proc.wait(timeout=300) == 2
     lines.wait_for("\0", 5)  # drain
     text = "".join(lines.seen)
@@ -105,7 +110,7 @@ def test_moved_data_fails_before_any_file_is_written(birds_mini, write_run, tmp_
 
 def test_kill_while_verifying_a_reexport_keeps_the_old_files_and_report(exported, tiny_run, tmp_path):
     out = tmp_path / "export"
-    shutil.copytree(exported.out_dir, out)
+    shutil.copytree(exported.out_dir, out, ignore=shutil.ignore_patterns("web"))  # the files and report, not the page
     before = _md5s(out)
     report = json.loads((out / "export.json").read_text())
     for entry in report["files"]:  # export.json names each file by content

@@ -29,7 +29,7 @@ def test_files_written_with_labels_inside(exported, tiny_run):
     classes = tiny_run.read_classes()
     assert len(classes) == 25
     out = exported.out_dir
-    assert sorted(p.name for p in out.iterdir()) == sorted(FILES + ["labels.txt", "export.json"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES + ["labels.txt", "export.json", "web"])  # --web
     assert (out / "labels.txt").read_text().splitlines() == classes
     props = {p.key: p.value for p in onnx.load(str(out / "model.onnx")).metadata_props}
     assert props["labels"].splitlines() == classes
