@@ -210,10 +210,9 @@ def table(recipe: str, summ: dict, folds: list) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
-    from keras_birds.inference.latency import cpu_description
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def arguments(argv, description: str):
+    """(args, data, work, out) of the protocol's command line, shared with bench_openset_heads.py; OUT is created."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--recipes", default="effnet_lite0_fewshot,effnet_lite2_fewshot")
     p.add_argument("--folds", default="0,1,2,3,4")
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "birds-dev"))
@@ -222,6 +221,13 @@ def main(argv=None):
     args = p.parse_args(argv)
     data, work, out = Path(args.data).resolve(), Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    return args, data, work, out
+
+
+def main(argv=None):
+    from keras_birds.inference.latency import cpu_description
+
+    args, data, work, out = arguments(argv, __doc__.split("\n\n")[0])
     for recipe in args.recipes.split(","):
         folds = []
         for fold in (int(f) for f in args.folds.split(",")):

@@ -17,6 +17,17 @@ def calibrated(old_run, mini_split):
     return calibrate_unknown(old_run.path, mini_split[1], log=lambda *_: None)
 
 
+@pytest.fixture(scope="module")
+def exported(calibrated, old_run, tmp_path_factory):
+    """The calibrated run's .onnx and int8 .tflite (one export for both tests that read them)."""
+    from keras_birds.export.export import export
+
+    out = tmp_path_factory.mktemp("unknown_export") / "export"
+    export(old_run.path, onnx=True, tflite=True, quantize=("int8",), verify=False, latency_runs=0, out=out,
+           log=lambda *_: None, progress=False)
+    return out
+
+
 def test_calibrate_picks_a_deployable_score_on_valid_and_stores_it(calibrated, old_run):
     stored = json.loads((old_run.path / "unknown.json").read_text())
     assert stored == json.loads(json.dumps(calibrated))
@@ -62,17 +73,14 @@ def test_eval_reports_every_score_and_the_stored_rule(calibrated, old_run, mini_
     assert "unknown AUROC" in terminal_table(report)
 
 
-def test_export_carries_the_rule_next_to_the_labels(calibrated, old_run, mini_split, tmp_path):
-    from keras_birds.export.export import export
+def test_export_carries_the_rule_next_to_the_labels(calibrated, exported, mini_split, tmp_path):
     from keras_birds.prediction.predict import predict
 
-    export(old_run.path, onnx=True, tflite=False, verify=False, latency_runs=0, out=tmp_path / "export",
-           log=lambda *_: None)
-    inside = file_rule(tmp_path / "export" / "model.onnx")
+    inside = file_rule(exported / "model.onnx")
     assert (inside.score, inside.threshold) == (calibrated["score"], calibrated["threshold"])
     alone = tmp_path / "app" / "model.onnx"  # away from its run: the rule comes from the file itself
     alone.parent.mkdir()
-    shutil.copy(tmp_path / "export" / "model.onnx", alone)
+    shutil.copy(exported / "model.onnx", alone)
     preds = predict(sorted(mini_split[1].glob("test/*/5.jpg")), alone, progress=False)
     assert preds.unknown_rule == {"score": inside.score, "threshold": inside.threshold, "from": "model.onnx metadata"}
 
@@ -116,3 +124,31 @@ def test_bad_unknown_folders_and_scores_are_one_line_errors(old_run, mini_split,
         calibrate_unknown(old_run.path, tmp_path / "empty", log=lambda *_: None)
     with pytest.raises(UserError, match="--score must be auto or one an app computes"):
         calibrate_unknown(old_run.path, mini_split[1], score_name="energy", log=lambda *_: None)
+
+
+def test_int8_file_alone_gives_the_runs_unknown_decisions(calibrated, exported, old_run, mini_split, tmp_path):
+    """The app's file: the int8 .tflite carries the calibrated rule, and predict on it away from its run
+    decides "unknown" exactly as inside the run, and as the run's Keras model does wherever int8 rounding
+    cannot flip the comparison."""
+    from keras_birds.prediction.predict import UNKNOWN, predict
+
+    inside = exported / "model_int8.tflite"
+    assert (file_rule(inside).score, file_rule(inside).threshold) == (calibrated["score"], calibrated["threshold"])
+    alone = tmp_path / "app" / "model_int8.tflite"
+    alone.parent.mkdir()
+    shutil.copy(inside, alone)
+    photos = sorted(mini_split[0].glob("*/*/*.jpg")) + sorted(mini_split[1].glob("*/*/*.jpg"))
+    by_file = predict(photos, alone, top_k=1, progress=False)
+    assert by_file.unknown_rule["from"] == "model_int8.tflite metadata"
+    in_run = predict(photos, inside, top_k=1, progress=False)
+    decided = lambda preds: [r["species"] == UNKNOWN for r in preds.results]  # noqa: E731
+    assert decided(by_file) == decided(in_run)
+    keras_preds = predict(photos, old_run.path, top_k=20, tta_flip=False, progress=False)  # the file has no TTA
+    rule = UnknownRule(calibrated["score"], calibrated["threshold"], "")
+    compared = 0
+    for r_file, r_keras in zip(by_file.results, keras_preds.results):
+        probs = np.array([[t["probability"] for t in r_keras["top_k"]]])  # all 20: every score reads them unordered
+        if abs(score(rule.score, {"probs": probs})[0] - rule.threshold) > 0.05:  # beyond int8's rounding
+            compared += 1
+            assert (r_file["species"] == UNKNOWN) == (r_keras["species"] == UNKNOWN), (r_file, r_keras)
+    assert 0 < sum(decided(by_file)) < len(photos) and compared >= len(photos) // 2

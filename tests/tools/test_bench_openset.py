@@ -1,6 +1,5 @@
 """tools/bench_openset.py's protocol: the folds partition birds-dev's species as the issue asks, and the known
 view links (not copies) the known species' folders."""
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -12,11 +11,8 @@ DEV = REPO / ".." / "shared" / "data" / "birds-dev"
 
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("bench_openset", REPO / "tools" / "bench_openset.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def tool(load_tool):
+    return load_tool("bench_openset")
 
 
 @pytest.fixture(scope="module")

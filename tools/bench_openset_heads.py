@@ -1,0 +1,213 @@
+"""Open-set candidates beyond the output scores, on tools/bench_openset.py's folds and runs: can a better head or a
+feature score tell an unseen species from a known one better than max_probability?
+
+    .venv/bin/python tools/bench_openset_heads.py [--recipes effnet_lite0_fewshot,effnet_lite2_fewshot]
+        [--folds 0,1,2,3,4] [--data ../shared/data/birds-dev] [--work WORK] [--out docs/openset]
+
+The few-shot recipes train only the head on a frozen backbone, so a head on the same pooled features is all that
+training with the outlier pool could change there. Per fold, the pooled features of every photo and of its mirror
+image are cached (WORK/<recipe>/fold<f>/views.npz; the runs must exist: run tools/bench_openset.py first), then:
+  heads    the run's own; a refit of the recipe's probe (clean + mirrored train photos: a check that a refit
+           reproduces the run); temperature T on the run's logits; outlier exposure (cross-entropy to the uniform
+           distribution on the pool's fit half, weight lam); MixOE (a known photo's features mixed with a pool
+           photo's, the target fading from its species to uniform); virtual outliers (two known species mixed,
+           uniform target); LogitNorm (training on logits scaled to length 1/tau)
+  features kNN to the train photos (k-th nearest), Mahalanobis to the class means under a shrunk shared
+           covariance, relative Mahalanobis (minus the distance to one Gaussian of all train photos), a ViM-style
+           residual (length outside the train features' top principal directions), max_probability + kNN
+Each is scored by its head's max probability (heads) or by itself (features), with flip TTA as the run. Rows:
+known top-1 of the head, test AUROC and unseen rejected at 95% known kept, valid AUROC against the pool's check
+half; mean +- standard deviation over folds. Writes OUT/<recipe>_heads.json and prints the table.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tools"))
+SETS = {"train": ("known", ["train"]), "known_valid": ("known", ["valid"]), "known_test": ("known", ["test"]),
+        "unseen": ("unseen", ["valid", "test"]), "pool_fit": ("pool_fit", ["train", "valid", "test"]),
+        "pool_check": ("pool_check", ["train", "valid", "test"])}
+
+
+def cached_views(recipe: str, data: Path, fold: int, work: Path) -> dict:
+    """{<set>_f0 / _f1 (plain / mirrored features), <set>_y, kernel, bias} of a fold's run, cached."""
+    import bench_openset as bench
+
+    folder = work / recipe / f"fold{fold}"
+    cache = folder / "views.npz"
+    if cache.is_file():
+        return dict(np.load(cache))
+    from keras_birds.inference.model import open_model
+    from keras_birds.openset.outputs import feature_views, head_weights
+
+    if not (folder / "run" / "model.keras").is_file():
+        sys.exit(f"{folder / 'run'} is not trained: run tools/bench_openset.py --recipes {recipe} first")
+    species = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
+    parts = bench.fold_species(species, fold)
+    opened = open_model(folder / "run")
+    names = opened.run.class_names()
+    d = {}
+    for key, (group, splits) in SETS.items():
+        labelled = names if group == "known" else None
+        views, labels = feature_views(opened.runner.model, bench.index_of(data, parts[group], splits, labelled),
+                                      opened.runner.image_size, True)
+        d[key + "_f0"], d[key + "_f1"], d[key + "_y"] = views[0], views[1], labels
+    d["kernel"], d["bias"] = head_weights(opened.runner.model)
+    np.savez(cache, **d)
+    return d
+
+
+def fit_head(f, y, n_classes, pool=None, loss="ce", lam=0.0, tau=0.05, weight_decay=0.5, epochs=300, lr=1e-2,
+             seed=0):
+    """(kernel, bias): a linear head on features f as training/head_init.py's probe fits it (full batch AdamW,
+    features scaled to mean length 10), plus the candidate's term. Plain torch: Keras' fit has no hook for a
+    second batch of pool photos with their own loss."""
+    import torch
+
+    torch.set_num_threads(1)  # tiny full-batch steps: a second thread only spins, many-fold slower on a loaded CPU
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    scale = 10.0 / (np.linalg.norm(f, axis=1).mean() + 1e-12)
+    x, labels = torch.tensor(f * scale, dtype=torch.float32), torch.tensor(y, dtype=torch.int64)
+    other = torch.tensor(pool * scale, dtype=torch.float32) if pool is not None else None
+    onehot = torch.nn.functional.one_hot(labels, n_classes).float()
+    head = torch.nn.Linear(f.shape[1], n_classes)
+    opt = torch.optim.AdamW(head.parameters(), lr=lr, weight_decay=weight_decay)
+    to_uniform = lambda z: (torch.logsumexp(z, 1) - z.mean(1)).mean()  # noqa: E731  cross-entropy to uniform, less a constant
+    for _ in range(epochs):
+        opt.zero_grad()
+        z = head(x)
+        if loss == "logitnorm":
+            z = z / (tau * (z.norm(dim=1, keepdim=True) + 1e-7))
+        total = torch.nn.functional.cross_entropy(z, labels)
+        a = torch.rand(len(x), 1, generator=gen)
+        if loss == "oe":
+            total = total + lam * to_uniform(head(other))
+        elif loss == "mixoe":
+            j = torch.randint(0, len(other), (len(x),), generator=gen)
+            target = a * onehot + (1 - a) / n_classes
+            total = total - lam * (target * torch.log_softmax(head(a * x + (1 - a) * other[j]), 1)).sum(1).mean()
+        elif loss == "mixed_known":
+            j = torch.randint(0, len(x), (len(x),), generator=gen)
+            a, apart = 0.3 + 0.4 * a, labels[j] != labels
+            total = total + lam * to_uniform(head((a * x + (1 - a) * x[j])[apart]))
+        total.backward()
+        opt.step()
+    return head.weight.detach().numpy().T.astype(np.float64) * scale, head.bias.detach().numpy().astype(np.float64)
+
+
+HEADS = {  # name -> (loss, lam, tau, temperature)
+    "run head: max_probability": None, "refit probe (clean + mirrored)": ("ce", 0, 0, 1),
+    "run head, temperature 2": ("run", 0, 0, 2.0), "run head, temperature 0.5": ("run", 0, 0, 0.5),
+    "outlier exposure lam=0.3": ("oe", 0.3, 0, 1), "outlier exposure lam=1": ("oe", 1.0, 0, 1),
+    "MixOE lam=1": ("mixoe", 1.0, 0, 1), "mixed known species lam=1": ("mixed_known", 1.0, 0, 1),
+    "LogitNorm tau=0.05": ("logitnorm", 0, 0.05, 1), "LogitNorm tau=0.02": ("logitnorm", 0, 0.02, 1)}
+
+
+def head_probs(d: dict, name: str):
+    """{set: probabilities (flip views averaged)} under head `name`."""
+    from keras_birds.openset.outputs import softmax
+
+    spec = HEADS[name]
+    kernel, bias, temperature = d["kernel"], d["bias"], 1.0
+    if spec is not None and spec[0] != "run":
+        loss, lam, tau, temperature = spec
+        f, y = np.concatenate([d["train_f0"], d["train_f1"]]), np.concatenate([d["train_y"]] * 2)
+        pool = np.concatenate([d["pool_fit_f0"], d["pool_fit_f1"]])
+        kernel, bias = fit_head(f, y, d["kernel"].shape[1], pool, loss, lam, tau)
+    elif spec is not None:
+        temperature = spec[3]
+    return {key: np.mean([softmax((d[f"{key}_f{v}"] @ kernel + bias) / temperature) for v in (0, 1)], 0)
+            for key in SETS if key not in ("train", "pool_fit")}
+
+
+def _mahalanobis(x, means, precision):
+    xp = x @ precision
+    return (xp * x).sum(1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(1)[None]
+
+
+def _shrunk_precision(centred, shrink=0.99):
+    cov = np.cov(centred.T)
+    return np.linalg.inv((1 - shrink) * cov + shrink * np.eye(len(cov)) * np.trace(cov) / len(cov))
+
+
+def feature_scores(d: dict) -> dict:
+    """{name: {set: score}} of the feature candidates (higher = more known), features of the flip views averaged."""
+    from keras_birds.openset.scores import unit
+
+    sets = [k for k in SETS if k not in ("train", "pool_fit")]
+    feats = {k: (d[k + "_f0"] + d[k + "_f1"]) / 2 for k in sets}
+    train, y = np.concatenate([d["train_f0"], d["train_f1"]]), np.concatenate([d["train_y"]] * 2)
+    means = np.stack([train[y == c].mean(0) for c in range(d["kernel"].shape[1])])
+    centre = train.mean(0)
+    within, whole = _shrunk_precision(train - means[y]), _shrunk_precision(train - centre)
+    residual = np.linalg.svd(train - centre, full_matrices=False)[2][128:].T
+    out = {}
+    for k in (1, 3):  # the nearest is often the photo's own mirror view: k=3 reaches another photo
+        out[f"knn k={k}"] = {s: np.sort(unit(f) @ unit(train).T, 1)[:, -k] for s, f in feats.items()}
+    out["mahalanobis (shrink 0.99)"] = {s: -_mahalanobis(f, means, within).min(1) for s, f in feats.items()}
+    out["relative mahalanobis"] = {s: -(_mahalanobis(f, means, within) - _mahalanobis(f, centre[None], whole)).min(1)
+                                   for s, f in feats.items()}
+    out["ViM-style residual (128 dims)"] = {s: -np.linalg.norm((f - centre) @ residual, axis=1) for s, f in feats.items()}
+    msp = {s: p.max(1) for s, p in head_probs(d, "run head: max_probability").items()}
+    z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-12)  # noqa: E731  on the known valid photos' scores
+    out["max_probability + knn k=1"] = {s: z(msp[s], msp["known_valid"]) + z(out["knn k=1"][s], out["knn k=1"]["known_valid"])
+                                        for s in sets}
+    return out
+
+
+def fold_rows(d: dict) -> dict:
+    from keras_birds.openset.scores import auroc, rates, threshold_at
+
+    rows = {}
+    candidates = {name: head_probs(d, name) for name in HEADS}
+    for name, probs in candidates.items():
+        top1 = np.mean(np.concatenate([probs["known_valid"].argmax(1) == d["known_valid_y"],
+                                       probs["known_test"].argmax(1) == d["known_test_y"]]))
+        rows[name] = ({s: p.max(1) for s, p in probs.items()}, float(top1))
+    base_top1 = rows["run head: max_probability"][1]
+    rows.update({name: (s, base_top1) for name, s in feature_scores(d).items()})
+    out = {}
+    for name, (s, top1) in rows.items():
+        known = np.concatenate([s["known_valid"], s["known_test"]])
+        t = threshold_at(known)
+        out[name] = {"known_top1": top1, "test_auroc": auroc(known, s["unseen"]),
+                     "test_unknown_rejected": rates(known, s["unseen"], t)["unknown_rejected"],
+                     "valid_auroc": auroc(s["known_valid"], s["pool_check"])}
+    return out
+
+
+def main(argv=None):
+    import bench_openset as bench
+    from keras_birds.inference.latency import cpu_description
+
+    args, data, work, out = bench.arguments(argv, __doc__.split("\n\n")[0])
+    for recipe in args.recipes.split(","):
+        folds = []
+        for f in args.folds.split(","):
+            folds.append(fold_rows(cached_views(recipe, data, int(f), work)))
+            print(f"{recipe} fold {f}: max_probability test AUROC {folds[-1]['run head: max_probability']['test_auroc']:.3f}",
+                  flush=True)
+        summ = {name: {key: [round(float(np.mean([f[name][key] for f in folds])), 4),
+                             round(float(np.std([f[name][key] for f in folds])), 4)] for key in folds[0][name]}
+                for name in folds[0]}
+        (out / f"{recipe}_heads.json").write_text(json.dumps(
+            {"recipe": recipe, "data": os.path.relpath(data, REPO), "machine": cpu_description(), "folds": args.folds,
+             "summary": summ, "per_fold": folds}, indent=2) + "\n")
+        print(f"{recipe}, folds {args.folds}\n| candidate | known top-1 | test AUROC | test rejected at 95% known | "
+              "valid AUROC (vs pool) |\n|---|---|---|---|---|")
+        for name, r in summ.items():
+            print(f"| {name} | {100 * r['known_top1'][0]:.1f}% | {r['test_auroc'][0]:.3f} +- {r['test_auroc'][1]:.3f} | "
+                  f"{100 * r['test_unknown_rejected'][0]:.1f}% +- {100 * r['test_unknown_rejected'][1]:.1f} | "
+                  f"{r['valid_auroc'][0]:.3f} +- {r['valid_auroc'][1]:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
