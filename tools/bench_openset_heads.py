@@ -128,33 +128,23 @@ def head_probs(d: dict, name: str):
             for key in SETS if key not in ("train", "pool_fit")}
 
 
-def _mahalanobis(x, means, precision):
-    xp = x @ precision
-    return (xp * x).sum(1)[:, None] - 2 * xp @ means.T + ((means @ precision) * means).sum(1)[None]
-
-
-def _shrunk_precision(centred, shrink=0.99):
-    cov = np.cov(centred.T)
-    return np.linalg.inv((1 - shrink) * cov + shrink * np.eye(len(cov)) * np.trace(cov) / len(cov))
-
-
 def feature_scores(d: dict) -> dict:
     """{name: {set: score}} of the feature candidates (higher = more known), features of the flip views averaged."""
-    from keras_birds.openset.scores import unit
+    from keras_birds.openset.scores import mahalanobis, score, shrunk_precision, unit
 
     sets = [k for k in SETS if k not in ("train", "pool_fit")]
     feats = {k: (d[k + "_f0"] + d[k + "_f1"]) / 2 for k in sets}
     train, y = np.concatenate([d["train_f0"], d["train_f1"]]), np.concatenate([d["train_y"]] * 2)
     means = np.stack([train[y == c].mean(0) for c in range(d["kernel"].shape[1])])
     centre = train.mean(0)
-    within, whole = _shrunk_precision(train - means[y]), _shrunk_precision(train - centre)
+    within = shrunk_precision(train - means[y])
     residual = np.linalg.svd(train - centre, full_matrices=False)[2][128:].T
     out = {}
     for k in (1, 3):  # the nearest is often the photo's own mirror view: k=3 reaches another photo
         out[f"knn k={k}"] = {s: np.sort(unit(f) @ unit(train).T, 1)[:, -k] for s, f in feats.items()}
-    out["mahalanobis (shrink 0.99)"] = {s: -_mahalanobis(f, means, within).min(1) for s, f in feats.items()}
-    out["relative mahalanobis"] = {s: -(_mahalanobis(f, means, within) - _mahalanobis(f, centre[None], whole)).min(1)
-                                   for s, f in feats.items()}
+    out["mahalanobis (shrink 0.99)"] = {s: -mahalanobis(f, means, within).min(1) for s, f in feats.items()}
+    bank = {"train_features": train, "train_labels": y, "class_means": means}
+    out["relative mahalanobis"] = {s: score("relative_mahalanobis", {"features": f, **bank}) for s, f in feats.items()}
     out["ViM-style residual (128 dims)"] = {s: -np.linalg.norm((f - centre) @ residual, axis=1) for s, f in feats.items()}
     msp = {s: p.max(1) for s, p in head_probs(d, "run head: max_probability").items()}
     z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-12)  # noqa: E731  on the known valid photos' scores

@@ -37,7 +37,7 @@ def test_scores_from_probabilities_survive_int8_zeros_and_rank_sure_answers_firs
     assert scores.available(out) == list(scores.DEPLOYABLE)
     logits = np.array([[5.0, 1, 0, 0], [1.0, 1, 0.5, 0.5]])
     full = {**out, "logits": logits, "features": np.eye(4)[:2], "class_means": np.eye(4),
-            "train_features": np.eye(4)}
+            "train_features": np.eye(4), "train_labels": np.arange(4)}
     assert scores.available(full) == list(scores.SCORES)
     assert scores.score("energy", full)[0] == pytest.approx(np.log(np.exp(logits[0]).sum()))
 
@@ -50,6 +50,21 @@ def test_nearest_neighbour_score_looks_at_each_train_photo_not_the_class_mean():
     knn, mean = scores.score("knn_cosine", out), scores.score("cosine_to_class_mean", out)
     assert knn[0] == pytest.approx(0.9 / np.hypot(0.9, 0.1)) and knn[0] > mean[0]
     assert knn[1] == pytest.approx(0.0) and knn[0] > knn[1]  # unlike every photo: ranked unknown
+
+
+def test_relative_mahalanobis_ranks_photos_near_a_species_first_and_ignores_where_the_features_sit():
+    rng = np.random.default_rng(2)
+    centres = rng.normal(0, 4, (3, 8))  # species 0 and 1 known, 2 unseen
+    y = np.repeat([0, 1], 5)
+    train = centres[y] + rng.normal(0, 1, (10, 8))
+    query = np.concatenate([centres[[0, 1]].repeat(4, 0), centres[[2]].repeat(4, 0)]) + rng.normal(0, 1, (12, 8))
+    bank = {"train_features": train, "train_labels": y, "class_means": np.stack([train[y == c].mean(0) for c in (0, 1)])}
+    s = scores.score("relative_mahalanobis", {"features": query, **bank})
+    assert scores.auroc(s[:8], s[8:]) == 1.0
+    shift = rng.normal(0, 10, 8)  # a constant offset of every feature moves both Gaussians with it
+    moved = {"features": query + shift, "train_features": train + shift, "train_labels": y,
+             "class_means": bank["class_means"] + shift}
+    assert scores.score("relative_mahalanobis", moved) == pytest.approx(s, rel=1e-6, abs=1e-6)
 
 
 def test_compare_scores_gives_every_score_its_figures():
