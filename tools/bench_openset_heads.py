@@ -140,7 +140,7 @@ def feature_scores(d: dict) -> dict:
     within = shrunk_precision(train - means[y])
     residual = np.linalg.svd(train - centre, full_matrices=False)[2][128:].T
     out = {}
-    for k in (1, 3):  # the nearest is often the photo's own mirror view: k=3 reaches another photo
+    for k in (1, 3):  # each train photo is in the bank twice (plain, mirrored): k=3 reaches a second photo
         out[f"knn k={k}"] = {s: np.sort(unit(f) @ unit(train).T, 1)[:, -k] for s, f in feats.items()}
     out["mahalanobis (shrink 0.99)"] = {s: -mahalanobis(f, means, within).min(1) for s, f in feats.items()}
     bank = {"train_features": train, "train_labels": y, "class_means": means}
