@@ -104,20 +104,13 @@ def pool_scores(out: dict, ref: dict) -> dict:
             "max_logit_plus_knn_minus_pool": _z(logit, ref["max_logit"]) + _z(relative, ref["knn_minus_pool_knn"])}
 
 
-def fit_other_probe(features, labels, pool_features, n_known: int, weight_decay=0.5, epochs=300, lr=1e-2):
+def fit_other_probe(features, labels, pool_features, n_known: int):
     """A linear probe over the known species plus one "other bird" class (the pool's fit half): outlier exposure
-    as an explicit class, fitted as the few-shot recipe fits its head (training/head_init.py). (kernel, bias)."""
-    import keras
+    as an explicit class, fitted as the few-shot recipe fits its head. (kernel, bias)."""
+    from keras_birds.training.head_init import fit_probe
 
-    f = np.concatenate([features, pool_features])
-    y = np.concatenate([labels, np.full(len(pool_features), n_known)])
-    scale = 10.0 / (np.linalg.norm(f, axis=1).mean() + 1e-12)
-    probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_known + 1)])
-    probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    probe.fit((f * scale).astype("float32"), y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False)
-    kernel, bias = probe.layers[-1].get_weights()
-    return kernel * scale, bias
+    return fit_probe(np.concatenate([features, pool_features]),
+                     np.concatenate([labels, np.full(len(pool_features), n_known)]), n_known + 1)
 
 
 def other_scores(out: dict, probe) -> dict:

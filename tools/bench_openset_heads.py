@@ -128,8 +128,9 @@ def head_probs(d: dict, name: str):
             for key in SETS if key not in ("train", "pool_fit")}
 
 
-def feature_scores(d: dict) -> dict:
-    """{name: {set: score}} of the feature candidates (higher = more known), features of the flip views averaged."""
+def feature_scores(d: dict, msp: dict) -> dict:
+    """{name: {set: score}} of the feature candidates (higher = more known), features of the flip views averaged;
+    msp: {set: the run head's max probability}, for the combination."""
     from keras_birds.openset.scores import mahalanobis, score, shrunk_precision, unit
 
     sets = [k for k in SETS if k not in ("train", "pool_fit")]
@@ -146,7 +147,6 @@ def feature_scores(d: dict) -> dict:
     bank = {"train_features": train, "train_labels": y, "class_means": means}
     out["relative mahalanobis"] = {s: score("relative_mahalanobis", {"features": f, **bank}) for s, f in feats.items()}
     out["ViM-style residual (128 dims)"] = {s: -np.linalg.norm((f - centre) @ residual, axis=1) for s, f in feats.items()}
-    msp = {s: p.max(1) for s, p in head_probs(d, "run head: max_probability").items()}
     z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-12)  # noqa: E731  on the known valid photos' scores
     out["max_probability + knn k=1"] = {s: z(msp[s], msp["known_valid"]) + z(out["knn k=1"][s], out["knn k=1"]["known_valid"])
                                         for s in sets}
@@ -163,7 +163,7 @@ def fold_rows(d: dict) -> dict:
                                        probs["known_test"].argmax(1) == d["known_test_y"]]))
         rows[name] = ({s: p.max(1) for s, p in probs.items()}, float(top1))
     base_top1 = rows["run head: max_probability"][1]
-    rows.update({name: (s, base_top1) for name, s in feature_scores(d).items()})
+    rows.update({name: (s, base_top1) for name, s in feature_scores(d, rows["run head: max_probability"][0]).items()})
     out = {}
     for name, (s, top1) in rows.items():
         known = np.concatenate([s["known_valid"], s["known_test"]])

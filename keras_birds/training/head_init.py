@@ -44,6 +44,23 @@ def init_head_from_class_means(model, loader, n_classes, scale=10.0, progress=Fa
     head.bias.assign(np.zeros(n_classes, "float32"))
 
 
+def fit_probe(f, y, n_classes, weight_decay=0.5, epochs=300, lr=1e-2, feature_norm=10.0, progress=False):
+    """(kernel, bias) of a linear classifier fitted to convergence on features f (N, D), labels y: full-batch
+    AdamW on features scaled to a mean length of `feature_norm`, the scale folded back into the kernel, so weight
+    decay means the same for average-, max-pooled or unit-length features."""
+    scale = feature_norm / (np.linalg.norm(f, axis=1).mean() + 1e-12)
+    with single_device():  # one full batch of any size: a data-parallel one must split evenly
+        probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_classes)])
+        probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        with tqdm(total=epochs, desc="linear probe", unit="epoch", file=sys.stderr, disable=not progress,
+                  mininterval=1.0) as bar:
+            probe.fit((f * scale).astype("float32"), y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False,
+                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update())])
+        kernel, bias = probe.layers[-1].get_weights()
+    return kernel * scale, bias
+
+
 def init_head_from_probe(model, loaders, n_classes, weight_decay=0.5, epochs=300, lr=1e-2, feature_norm=10.0,
                          progress=False):
     """Linear probe to convergence on frozen features (LP-FT, Kumar et al. 2022): the all-layers phase
@@ -52,20 +69,9 @@ def init_head_from_probe(model, loaders, n_classes, weight_decay=0.5, epochs=300
     `loaders` give the train images, plain and augmented; each is also seen mirrored. Full-batch
     AdamW on cached features takes seconds, against minutes for the same epochs through the backbone.
     Strong weight decay and no label smoothing measured best on birds-dev valid (frozen Lite0 features).
-    The probe sees features scaled to a mean length of `feature_norm` (the scale folded back into the
-    kernel after), so weight decay means the same for average-, max-pooled or unit-length features.
     """
     f, y = extract_features(model, loaders, flip_too=True, progress=progress)
-    scale = feature_norm / (np.linalg.norm(f, axis=1).mean() + 1e-12)
-    with single_device():  # one full batch of any size: a data-parallel one must split evenly
-        probe = keras.Sequential([keras.Input((f.shape[1],)), keras.layers.Dense(n_classes)])
-        probe.compile(optimizer=keras.optimizers.AdamW(lr, weight_decay=weight_decay),
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        with tqdm(total=epochs, desc="linear probe", unit="epoch", file=sys.stderr, disable=not progress,
-                  mininterval=1.0) as bar:
-            probe.fit(f * scale, y, batch_size=len(f), epochs=epochs, verbose=0, shuffle=False,
-                      callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: bar.update())])
-        kernel, bias = probe.layers[-1].get_weights()
+    kernel, bias = fit_probe(f, y, n_classes, weight_decay, epochs, lr, feature_norm, progress)
     head = model.get_layer(HEAD)
-    head.kernel.assign((kernel * scale).astype("float32"))
+    head.kernel.assign(kernel.astype("float32"))
     head.bias.assign(bias)

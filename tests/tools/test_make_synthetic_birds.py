@@ -1,6 +1,5 @@
 """tools/make_synthetic_birds.py: a BIRDS-525-shaped folder of real, re-encoded JPEGs from ../shared/data."""
 import hashlib
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -16,13 +15,10 @@ TOOL = REPO / "tools" / "make_synthetic_birds.py"
 
 
 @pytest.fixture(scope="module")
-def tool():
+def tool(load_tool):
     if not (SHARED_DATA / "birds-dev" / "train").is_dir():
         pytest.skip(f"{SHARED_DATA / 'birds-dev'} not present")
-    spec = importlib.util.spec_from_file_location("make_synthetic_birds", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_tool("make_synthetic_birds")
 
 
 def _digests(paths):
