@@ -15,6 +15,11 @@ image are cached (WORK/<recipe>/fold<f>/views.npz; the runs must exist: run tool
   features kNN to the train photos (k-th nearest), Mahalanobis to the class means under a shrunk shared
            covariance, relative Mahalanobis (minus the distance to one Gaussian of all train photos), a ViM-style
            residual (length outside the train features' top principal directions), max_probability + kNN
+  post-hoc ReAct (the run head on features clipped at the train features' 90th percentile: a head, with its own
+           top-1), ASH (each photo's lowest 65% of features zeroed, the rest scaled to keep the sum, then the run
+           head's energy), GradNorm (|uniform - softmax|_1 * |features|_1)
+  ensemble with two or more recipes: their run heads' probabilities averaged (max_probability), as one app
+           file holding both backbones would answer; written to OUT/ensemble_heads.json
 Each is scored by its head's max probability (heads) or by itself (features), with flip TTA as the run. Rows:
 known top-1 of the head, test AUROC and unseen rejected at 95% known kept, valid AUROC against the pool's check
 half; mean +- standard deviation over folds. Writes OUT/<recipe>_heads.json and prints the table.
@@ -108,7 +113,8 @@ HEADS = {  # name -> (loss, lam, tau, temperature)
     "run head, temperature 2": ("run", 0, 0, 2.0), "run head, temperature 0.5": ("run", 0, 0, 0.5),
     "outlier exposure lam=0.3": ("oe", 0.3, 0, 1), "outlier exposure lam=1": ("oe", 1.0, 0, 1),
     "MixOE lam=1": ("mixoe", 1.0, 0, 1), "mixed known species lam=1": ("mixed_known", 1.0, 0, 1),
-    "LogitNorm tau=0.05": ("logitnorm", 0, 0.05, 1), "LogitNorm tau=0.02": ("logitnorm", 0, 0.02, 1)}
+    "LogitNorm tau=0.05": ("logitnorm", 0, 0.05, 1), "LogitNorm tau=0.02": ("logitnorm", 0, 0.02, 1),
+    "ReAct p90 (run head, clipped features)": ("react", 0, 90, 1)}
 
 
 def head_probs(d: dict, name: str):
@@ -116,15 +122,17 @@ def head_probs(d: dict, name: str):
     from keras_birds.openset.outputs import softmax
 
     spec = HEADS[name]
-    kernel, bias, temperature = d["kernel"], d["bias"], 1.0
-    if spec is not None and spec[0] != "run":
+    kernel, bias, temperature, clip = d["kernel"], d["bias"], 1.0, np.inf
+    if spec is not None and spec[0] == "react":
+        clip = np.percentile(np.concatenate([d["train_f0"], d["train_f1"]]), spec[2])
+    elif spec is not None and spec[0] != "run":
         loss, lam, tau, temperature = spec
         f, y = np.concatenate([d["train_f0"], d["train_f1"]]), np.concatenate([d["train_y"]] * 2)
         pool = np.concatenate([d["pool_fit_f0"], d["pool_fit_f1"]])
         kernel, bias = fit_head(f, y, d["kernel"].shape[1], pool, loss, lam, tau)
     elif spec is not None:
         temperature = spec[3]
-    return {key: np.mean([softmax((d[f"{key}_f{v}"] @ kernel + bias) / temperature) for v in (0, 1)], 0)
+    return {key: np.mean([softmax((np.minimum(d[f"{key}_f{v}"], clip) @ kernel + bias) / temperature) for v in (0, 1)], 0)
             for key in SETS if key not in ("train", "pool_fit")}
 
 
@@ -150,12 +158,29 @@ def feature_scores(d: dict, msp: dict) -> dict:
     z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-12)  # noqa: E731  on the known valid photos' scores
     out["max_probability + knn k=1"] = {s: z(msp[s], msp["known_valid"]) + z(out["knn k=1"][s], out["knn k=1"]["known_valid"])
                                         for s in sets}
+    out.update(posthoc_scores(d, sets))
     return out
 
 
-def fold_rows(d: dict) -> dict:
-    from keras_birds.openset.scores import auroc, rates, threshold_at
+def posthoc_scores(d: dict, sets: list) -> dict:
+    """ASH and GradNorm on the run head: {name: {set: score}}, flip views averaged (ReAct is a head: HEADS)."""
+    from scipy.special import logsumexp
 
+    from keras_birds.openset.outputs import softmax
+
+    def ash(f, keep=0.35):  # ASH-S's pruning with ASH-B/S's rescale by the sums' ratio (exp of it overflows here)
+        g = np.where(f >= np.quantile(f, 1 - keep, axis=1, keepdims=True), f, 0.0)
+        return g * f.sum(1, keepdims=True) / (g.sum(1, keepdims=True) + 1e-12)
+
+    def gradnorm(f):
+        p = softmax(f @ d["kernel"] + d["bias"])
+        return np.abs(1.0 / p.shape[1] - p).sum(1) * np.abs(f).sum(1)
+
+    shaped = {"ASH p65, energy": lambda f: logsumexp(ash(f) @ d["kernel"] + d["bias"], axis=1), "GradNorm": gradnorm}
+    return {name: {s: np.mean([fn(d[f"{s}_f{v}"]) for v in (0, 1)], 0) for s in sets} for name, fn in shaped.items()}
+
+
+def fold_rows(d: dict) -> dict:
     rows = {}
     candidates = {name: head_probs(d, name) for name in HEADS}
     for name, probs in candidates.items():
@@ -164,6 +189,13 @@ def fold_rows(d: dict) -> dict:
         rows[name] = ({s: p.max(1) for s, p in probs.items()}, float(top1))
     base_top1 = rows["run head: max_probability"][1]
     rows.update({name: (s, base_top1) for name, s in feature_scores(d, rows["run head: max_probability"][0]).items()})
+    return measured(rows)
+
+
+def measured(rows: dict) -> dict:
+    """{name: known top-1, test AUROC, test unknown rejected, valid AUROC} of rows {name: ({set: score}, top1)}."""
+    from keras_birds.openset.scores import auroc, rates, threshold_at
+
     out = {}
     for name, (s, top1) in rows.items():
         known = np.concatenate([s["known_valid"], s["known_test"]])
@@ -174,29 +206,53 @@ def fold_rows(d: dict) -> dict:
     return out
 
 
-def main(argv=None):
-    import bench_openset as bench
+def ensemble_rows(views: list, recipes: list) -> dict:
+    """One fold: each recipe's run head (max_probability) and their probabilities averaged."""
+    sets = [k for k in SETS if k not in ("train", "pool_fit")]
+    for d in views[1:]:  # same folds, same photo order: the labels must agree photo by photo
+        assert all(np.array_equal(d[k + "_y"], views[0][k + "_y"]) for k in sets), "recipes' folds differ"
+    probs = [head_probs(d, "run head: max_probability") for d in views]
+    probs.append({k: np.mean([p[k] for p in probs], 0) for k in sets})
+    rows = {}
+    for name, p in zip([f"{r}: max_probability" for r in recipes] + ["ensemble: max_probability"], probs):
+        top1 = np.mean(np.concatenate([p[k].argmax(1) == views[0][k + "_y"] for k in ("known_valid", "known_test")]))
+        rows[name] = ({k: v.max(1) for k, v in p.items()}, float(top1))
+    return measured(rows)
+
+
+def write_table(name: str, folds: list, args, data: Path, out: Path) -> None:
+    """OUT/<name>_heads.json (per fold and mean +- standard deviation) and the printed table."""
     from keras_birds.inference.latency import cpu_description
 
+    summ = {row: {key: [round(float(np.mean([f[row][key] for f in folds])), 4),
+                        round(float(np.std([f[row][key] for f in folds])), 4)] for key in folds[0][row]}
+            for row in folds[0]}
+    (out / f"{name}_heads.json").write_text(json.dumps(
+        {"recipe": name, "data": os.path.relpath(data, REPO), "machine": cpu_description(), "folds": args.folds,
+         "summary": summ, "per_fold": folds}, indent=2) + "\n")
+    print(f"{name}, folds {args.folds}\n| candidate | known top-1 | test AUROC | test rejected at 95% known | "
+          "valid AUROC (vs pool) |\n|---|---|---|---|---|")
+    for row, r in summ.items():
+        print(f"| {row} | {100 * r['known_top1'][0]:.1f}% | {r['test_auroc'][0]:.3f} +- {r['test_auroc'][1]:.3f} | "
+              f"{100 * r['test_unknown_rejected'][0]:.1f}% +- {100 * r['test_unknown_rejected'][1]:.1f} | "
+              f"{r['valid_auroc'][0]:.3f} +- {r['valid_auroc'][1]:.3f} |", flush=True)
+
+
+def main(argv=None):
+    import bench_openset as bench
+
     args, data, work, out = bench.arguments(argv, __doc__.split("\n\n")[0])
-    for recipe in args.recipes.split(","):
+    recipes, fold_ids = args.recipes.split(","), [int(f) for f in args.folds.split(",")]
+    for recipe in recipes:
         folds = []
-        for f in args.folds.split(","):
-            folds.append(fold_rows(cached_views(recipe, data, int(f), work)))
+        for f in fold_ids:
+            folds.append(fold_rows(cached_views(recipe, data, f, work)))
             print(f"{recipe} fold {f}: max_probability test AUROC {folds[-1]['run head: max_probability']['test_auroc']:.3f}",
                   flush=True)
-        summ = {name: {key: [round(float(np.mean([f[name][key] for f in folds])), 4),
-                             round(float(np.std([f[name][key] for f in folds])), 4)] for key in folds[0][name]}
-                for name in folds[0]}
-        (out / f"{recipe}_heads.json").write_text(json.dumps(
-            {"recipe": recipe, "data": os.path.relpath(data, REPO), "machine": cpu_description(), "folds": args.folds,
-             "summary": summ, "per_fold": folds}, indent=2) + "\n")
-        print(f"{recipe}, folds {args.folds}\n| candidate | known top-1 | test AUROC | test rejected at 95% known | "
-              "valid AUROC (vs pool) |\n|---|---|---|---|---|")
-        for name, r in summ.items():
-            print(f"| {name} | {100 * r['known_top1'][0]:.1f}% | {r['test_auroc'][0]:.3f} +- {r['test_auroc'][1]:.3f} | "
-                  f"{100 * r['test_unknown_rejected'][0]:.1f}% +- {100 * r['test_unknown_rejected'][1]:.1f} | "
-                  f"{r['valid_auroc'][0]:.3f} +- {r['valid_auroc'][1]:.3f} |", flush=True)
+        write_table(recipe, folds, args, data, out)
+    if len(recipes) > 1:
+        write_table("ensemble", [ensemble_rows([cached_views(r, data, f, work) for r in recipes], recipes)
+                                 for f in fold_ids], args, data, out)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,27 @@ def test_feature_scores_and_fold_rows_rank_known_photos_above_unseen_ones(tool):
     for name in ("knn k=1", "mahalanobis (shrink 0.99)", "relative mahalanobis", "max_probability + knn k=1"):
         assert rows[name]["test_auroc"] > 0.9, (name, rows[name])
     assert rows["refit probe (clean + mirrored)"]["known_top1"] >= 0.9
+
+
+def test_react_clips_features_at_the_train_percentile_before_the_run_head(tool):
+    from keras_birds.openset.outputs import softmax
+
+    d = _fold(np.random.default_rng(2))
+    clip = np.percentile(np.concatenate([d["train_f0"], d["train_f1"]]), 90)
+    react = tool.head_probs(d, "ReAct p90 (run head, clipped features)")
+    plain = tool.head_probs(d, "run head: max_probability")
+    expected = np.mean([softmax(np.minimum(d[f"unseen_f{v}"], clip) @ d["kernel"] + d["bias"]) for v in (0, 1)], 0)
+    np.testing.assert_allclose(react["unseen"], expected, rtol=1e-12)
+    assert (d["unseen_f0"] > clip).any() and not np.allclose(react["unseen"], plain["unseen"])
+
+
+def test_ensemble_averages_the_recipes_probabilities_and_refuses_folds_that_differ(tool):
+    d = _fold(np.random.default_rng(3))
+    d["kernel"], d["bias"] = tool.fit_head(d["train_f0"], d["train_y"], 4, epochs=200)
+    flat = dict(d, kernel=np.zeros_like(d["kernel"]))  # a head that answers uniform probabilities
+    rows = tool.ensemble_rows([d, flat], ["good", "flat"])
+    # averaging with the uniform answer keeps the good head's argmax and its ranking: the same figures
+    assert rows["ensemble: max_probability"] == pytest.approx(rows["good: max_probability"])
+    assert rows["flat: max_probability"]["known_top1"] < rows["good: max_probability"]["known_top1"]
+    with pytest.raises(AssertionError, match="folds differ"):
+        tool.ensemble_rows([d, dict(d, unseen_y=d["unseen_y"] + 1)], ["a", "b"])
