@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from keras_birds.run_dir import RunDir
+from processes import command, running, started  # tests/ (pytest puts it on sys.path)
 
 
 KERAS_BIRDS = str(Path(sys.executable).parent / "keras-birds")
@@ -60,15 +61,6 @@ def _start(args, cwd=None):
     return proc, _Lines(proc)
 
 
-def _state(pid: int) -> str | None:
-    """The process' state letter, or None when it is gone (a zombie counts as gone: it runs nothing)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return None
-    return None if state in "ZX" else state
-
-
 def _workers() -> dict:
     """{pid: (parent pid, job path)} of every running TFLite worker of ours (and its watcher)."""
     found = {}
@@ -80,7 +72,7 @@ def _workers() -> dict:
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, IndexError, ValueError):
             continue
-        if WORKER_MODULE.encode() in argv and _state(int(proc.name)):
+        if WORKER_MODULE.encode() in argv and running(int(proc.name)):
             found[int(proc.name)] = (ppid, argv[argv.index(WORKER_MODULE.encode()) + 1].decode())
     return found
 
@@ -149,21 +141,23 @@ def test_kill_during_conversion_ends_the_worker_and_removes_its_folder(tiny_run,
                 (worker, job), = mine.items()
             time.sleep(0.2)
         assert worker is not None, "no TFLite worker started: " + "".join(lines.seen)
+        since = started(worker)
         work = Path(job).parent
         log = work / "worker.log"
         while time.time() < deadline and "converting (none)" not in (log.read_text() if log.exists() else ""):
             time.sleep(0.2)
         # Mid-conversion: three more quantisations to go when the parent dies.
-        assert _state(worker), "the worker finished before it could be interrupted"
+        assert running(worker, since), "the worker finished before it could be interrupted"
         assert work.is_dir()
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     deadline = time.time() + 20
     left = lambda: [pid for pid, (_, j) in _workers().items() if j == job and pid not in already]  # noqa: E731
-    while time.time() < deadline and (left() or work.exists()):
+    # the worker too: a killed process with many threads stays in /proc a while as it exits, its cmdline empty
+    while time.time() < deadline and (left() or work.exists() or running(worker, since)):
         time.sleep(0.2)
-    assert _state(worker) is None, "the TFLite worker outlived the killed export"
+    assert not running(worker, since), f"the TFLite worker outlived the killed export: {command(worker)}"
     assert not left(), "a process of the TFLite worker outlived the killed export"
     assert not work.exists(), f"the worker's temporary folder {work} was left behind"
     assert not [p for p in out.glob("*") if p.suffix == ".tflite"]

@@ -14,6 +14,7 @@ from keras_birds.errors import UserError
 from keras_birds.recipe import Augment, Recipe
 from keras_birds.run_dir import RunDir
 from keras_birds.training.train import train
+from processes import kill_if_running, running, started  # tests/ (pytest puts it on sys.path)
 
 torch_dist = pytest.importorskip("torch.distributed")
 REPO = Path(__file__).resolve().parents[2]
@@ -36,14 +37,6 @@ def _long_devices_2_run(run):
     """The issue's command, smaller: 41 epochs that will not finish while the test watches."""
     return _cli("recipes/effnet_lite0.py", "--data", str(BIRDS), "--weights", "none", "--epochs", "1,40",
                 "--image-size", "32", "--batch-size", "16", "-q", "--devices", "2", "--out", str(run))
-
-
-def _alive(pid):
-    """Running (a zombie, exited but not yet reaped, is not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def _descendants(pid):
@@ -84,33 +77,35 @@ def _wait_for_epoch(proc, run, log_dir, timeout=150):
         time.sleep(0.2)
 
 
-def _kill_all(pids):
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def _stop(proc, known: dict):
+    """Kill the command if it still runs, then whatever of its family (pid: started) is still that process."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    kill_if_running(known)
 
 
-def _gone_within(pids, seconds):
+def _gone_within(known: dict, seconds):
+    """[pid] of {pid: started} still running after `seconds`."""
     deadline = time.time() + seconds
-    while any(_alive(p) for p in pids) and time.time() < deadline:
+    while any(running(p, since) for p, since in known.items()) and time.time() < deadline:
         time.sleep(0.1)
-    return [p for p in pids if _alive(p)]
+    return [p for p, since in known.items() if running(p, since)]
 
 
 @needs_torchrun
 def test_kill_9_of_the_launcher_takes_its_workers_with_it(tmp_path):
     run = tmp_path / "run"
     proc, out, err = _start(_long_devices_2_run(run), tmp_path)
-    family = {}
+    family, known = {}, {}
     try:
         _wait_for_epoch(proc, run, tmp_path)
         family = _descendants(proc.pid)
+        known = {p: started(p) for p in family}
         assert len(_workers(proc.pid)) == 2, family
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        left = _gone_within(list(family), 5)
+        left = _gone_within(known, 5)
         assert not left, f"still running 5 s after kill -9 of the command: {[family[p] for p in left]}"
         before = (run / "state.json").read_bytes(), (run / "metrics.json").read_bytes()
         time.sleep(3)
@@ -121,7 +116,7 @@ def test_kill_9_of_the_launcher_takes_its_workers_with_it(tmp_path):
         with writer_lock(run):
             pass
     finally:
-        _kill_all([proc.pid, *family])
+        _stop(proc, known)
         out.close(), err.close()
 
 
@@ -129,10 +124,11 @@ def test_kill_9_of_the_launcher_takes_its_workers_with_it(tmp_path):
 def test_sigterm_stops_a_devices_2_run_with_one_line(tmp_path):
     run = tmp_path / "run"
     proc, out, err = _start(_long_devices_2_run(run), tmp_path)
-    family = {}
+    family, known = {}, {}
     try:
         _wait_for_epoch(proc, run, tmp_path)
         family = _descendants(proc.pid)
+        known = {p: started(p) for p in family}
         err.flush()
         said_before = (tmp_path / "err.log").read_text()
         os.kill(proc.pid, signal.SIGTERM)
@@ -143,9 +139,9 @@ def test_sigterm_stops_a_devices_2_run_with_one_line(tmp_path):
         assert [line for line in said.splitlines() if line.strip()] == [
             f"training stopped by SIGTERM after epoch {done} of 41; resume with keras-birds train --resume {run} "
             f"--devices 2"], said[-3000:]
-        assert not [p for p in family if _alive(p)], "the command returned before its workers ended"
+        assert not _gone_within(known, 0), "the command returned before its workers ended"
     finally:
-        _kill_all([proc.pid, *family])
+        _stop(proc, known)
         out.close(), err.close()
 
 
