@@ -2,7 +2,10 @@
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # setup.cfg runs 2 workers on CI's 2 cores: one torch thread each,
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # inherited by the commands the tests start, not 2 x 2 threads
 
+import functools  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -44,6 +47,32 @@ def write_dataset(tmp_path, classes, per_split, size=64, separable=True, seed=0,
                 pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
                 Image.fromarray(pixels).save(folder / f"{k:03d}{ext}", quality=95)
     return root
+
+
+SHARED_BY_FOLDER = ("export", "openset", "evaluation")  # folders whose files share a session fixture
+
+
+@functools.cache
+def worker_group(test_file: str) -> str:
+    """The pytest-xdist work unit of a test file (a path relative to the repo): its users of trained_tiny_run
+    share one, each folder of SHARED_BY_FOLDER one (tiny runs, their export), any other file its own."""
+    path = REPO / test_file
+    if "trained_tiny_run" in path.read_text(encoding="utf-8"):
+        return "trained_tiny_run"
+    return path.parent.name if path.parent.name in SHARED_BY_FOLDER else test_file
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """setup.cfg's 2 workers run each worker_group whole, so its module and session fixtures are built once.
+    Our own split: xdist 3.8's --dist loadgroup renames items through an attribute pytest 9 no longer reads."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid.split("::", 1)[0])
+
+    return GroupScheduling(config, log)
 
 
 @pytest.fixture
