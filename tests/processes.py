@@ -1,6 +1,6 @@
-"""Processes seen through /proc, each known by its pid and its start time. pid_max is 32768 on the CI machine and
-the suite's two workers start many processes and threads, so a dead process' pid can soon belong to another one:
-a test that checks or kills a pid it saw earlier must check that start time too."""
+"""Processes seen through /proc: their parents, and each known by its pid and its start time. pid_max is 32768 on
+the CI machine and the suite's two workers start many processes and threads, so a dead process' pid can soon
+belong to another one: a test that checks or kills a pid it saw earlier must check that start time too."""
 import os
 import signal
 from pathlib import Path
@@ -12,6 +12,16 @@ def _stat(pid: int) -> list | None:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def parents() -> dict:
+    """{pid: parent pid} of every process now in /proc."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        fields = _stat(int(stat.parent.name))
+        if fields:  # else gone meanwhile
+            found[int(stat.parent.name)] = int(fields[1])
+    return found
 
 
 def started(pid: int) -> str | None:

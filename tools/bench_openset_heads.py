@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "tools"))
 SETS = {"train": ("known", ["train"]), "known_valid": ("known", ["valid"]), "known_test": ("known", ["test"]),
         "unseen": ("unseen", ["valid", "test"]), "pool_fit": ("pool_fit", ["train", "valid", "test"]),
         "pool_check": ("pool_check", ["train", "valid", "test"])}
+SCORED = [k for k in SETS if k not in ("train", "pool_fit")]  # the sets a candidate scores (the rest fit it)
 
 
 def cached_views(recipe: str, data: Path, fold: int, work: Path) -> dict:
@@ -133,7 +134,7 @@ def head_probs(d: dict, name: str):
     elif spec is not None:
         temperature = spec[3]
     return {key: np.mean([softmax((np.minimum(d[f"{key}_f{v}"], clip) @ kernel + bias) / temperature) for v in (0, 1)], 0)
-            for key in SETS if key not in ("train", "pool_fit")}
+            for key in SCORED}
 
 
 def feature_scores(d: dict, msp: dict) -> dict:
@@ -141,8 +142,7 @@ def feature_scores(d: dict, msp: dict) -> dict:
     msp: {set: the run head's max probability}, for the combination."""
     from keras_birds.openset.scores import mahalanobis, score, shrunk_precision, unit
 
-    sets = [k for k in SETS if k not in ("train", "pool_fit")]
-    feats = {k: (d[k + "_f0"] + d[k + "_f1"]) / 2 for k in sets}
+    feats = {k: (d[k + "_f0"] + d[k + "_f1"]) / 2 for k in SCORED}
     train, y = np.concatenate([d["train_f0"], d["train_f1"]]), np.concatenate([d["train_y"]] * 2)
     means = np.stack([train[y == c].mean(0) for c in range(d["kernel"].shape[1])])
     centre = train.mean(0)
@@ -157,12 +157,12 @@ def feature_scores(d: dict, msp: dict) -> dict:
     out["ViM-style residual (128 dims)"] = {s: -np.linalg.norm((f - centre) @ residual, axis=1) for s, f in feats.items()}
     z = lambda v, ref: (v - ref.mean()) / (ref.std() + 1e-12)  # noqa: E731  on the known valid photos' scores
     out["max_probability + knn k=1"] = {s: z(msp[s], msp["known_valid"]) + z(out["knn k=1"][s], out["knn k=1"]["known_valid"])
-                                        for s in sets}
-    out.update(posthoc_scores(d, sets))
+                                        for s in SCORED}
+    out.update(posthoc_scores(d))
     return out
 
 
-def posthoc_scores(d: dict, sets: list) -> dict:
+def posthoc_scores(d: dict) -> dict:
     """ASH and GradNorm on the run head: {name: {set: score}}, flip views averaged (ReAct is a head: HEADS)."""
     from scipy.special import logsumexp
 
@@ -177,16 +177,19 @@ def posthoc_scores(d: dict, sets: list) -> dict:
         return np.abs(1.0 / p.shape[1] - p).sum(1) * np.abs(f).sum(1)
 
     shaped = {"ASH p65, energy": lambda f: logsumexp(ash(f) @ d["kernel"] + d["bias"], axis=1), "GradNorm": gradnorm}
-    return {name: {s: np.mean([fn(d[f"{s}_f{v}"]) for v in (0, 1)], 0) for s in sets} for name, fn in shaped.items()}
+    return {name: {s: np.mean([fn(d[f"{s}_f{v}"]) for v in (0, 1)], 0) for s in SCORED} for name, fn in shaped.items()}
+
+
+def known_top1(probs: dict, d: dict) -> float:
+    """Top-1 of {set: probabilities} on the known species' valid + test photos."""
+    return float(np.mean(np.concatenate([probs[k].argmax(1) == d[k + "_y"] for k in ("known_valid", "known_test")])))
 
 
 def fold_rows(d: dict) -> dict:
     rows = {}
-    candidates = {name: head_probs(d, name) for name in HEADS}
-    for name, probs in candidates.items():
-        top1 = np.mean(np.concatenate([probs["known_valid"].argmax(1) == d["known_valid_y"],
-                                       probs["known_test"].argmax(1) == d["known_test_y"]]))
-        rows[name] = ({s: p.max(1) for s, p in probs.items()}, float(top1))
+    for name in HEADS:
+        probs = head_probs(d, name)
+        rows[name] = ({s: p.max(1) for s, p in probs.items()}, known_top1(probs, d))
     base_top1 = rows["run head: max_probability"][1]
     rows.update({name: (s, base_top1) for name, s in feature_scores(d, rows["run head: max_probability"][0]).items()})
     return measured(rows)
@@ -208,16 +211,12 @@ def measured(rows: dict) -> dict:
 
 def ensemble_rows(views: list, recipes: list) -> dict:
     """One fold: each recipe's run head (max_probability) and their probabilities averaged."""
-    sets = [k for k in SETS if k not in ("train", "pool_fit")]
     for d in views[1:]:  # same folds, same photo order: the labels must agree photo by photo
-        assert all(np.array_equal(d[k + "_y"], views[0][k + "_y"]) for k in sets), "recipes' folds differ"
+        assert all(np.array_equal(d[k + "_y"], views[0][k + "_y"]) for k in SCORED), "recipes' folds differ"
     probs = [head_probs(d, "run head: max_probability") for d in views]
-    probs.append({k: np.mean([p[k] for p in probs], 0) for k in sets})
-    rows = {}
-    for name, p in zip([f"{r}: max_probability" for r in recipes] + ["ensemble: max_probability"], probs):
-        top1 = np.mean(np.concatenate([p[k].argmax(1) == views[0][k + "_y"] for k in ("known_valid", "known_test")]))
-        rows[name] = ({k: v.max(1) for k, v in p.items()}, float(top1))
-    return measured(rows)
+    probs.append({k: np.mean([p[k] for p in probs], 0) for k in SCORED})
+    names = [f"{r}: max_probability" for r in recipes] + ["ensemble: max_probability"]
+    return measured({name: ({k: v.max(1) for k, v in p.items()}, known_top1(p, views[0])) for name, p in zip(names, probs)})
 
 
 def write_table(name: str, folds: list, args, data: Path, out: Path) -> None:
@@ -243,16 +242,18 @@ def main(argv=None):
 
     args, data, work, out = bench.arguments(argv, __doc__.split("\n\n")[0])
     recipes, fold_ids = args.recipes.split(","), [int(f) for f in args.folds.split(",")]
+    views = {}  # (recipe, fold) -> cached views, read once for the recipe's table and the ensemble's
     for recipe in recipes:
         folds = []
         for f in fold_ids:
-            folds.append(fold_rows(cached_views(recipe, data, f, work)))
+            views[recipe, f] = cached_views(recipe, data, f, work)
+            folds.append(fold_rows(views[recipe, f]))
             print(f"{recipe} fold {f}: max_probability test AUROC {folds[-1]['run head: max_probability']['test_auroc']:.3f}",
                   flush=True)
         write_table(recipe, folds, args, data, out)
     if len(recipes) > 1:
-        write_table("ensemble", [ensemble_rows([cached_views(r, data, f, work) for r in recipes], recipes)
-                                 for f in fold_ids], args, data, out)
+        write_table("ensemble", [ensemble_rows([views[r, f] for r in recipes], recipes) for f in fold_ids],
+                    args, data, out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from keras_birds.run_dir import RunDir
-from processes import command, running, started  # tests/ (pytest puts it on sys.path)
+from processes import command, parents, running, started  # tests/ (pytest puts it on sys.path)
 
 
 KERAS_BIRDS = str(Path(sys.executable).parent / "keras-birds")
@@ -64,16 +64,13 @@ def _start(args, cwd=None):
 def _workers() -> dict:
     """{pid: (parent pid, job path)} of every running TFLite worker of ours (and its watcher)."""
     found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for pid, ppid in parents().items():
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
             continue
-        if WORKER_MODULE.encode() in argv and running(int(proc.name)):
-            found[int(proc.name)] = (ppid, argv[argv.index(WORKER_MODULE.encode()) + 1].decode())
+        if WORKER_MODULE.encode() in argv and running(pid):
+            found[pid] = (ppid, argv[argv.index(WORKER_MODULE.encode()) + 1].decode())
     return found
 
 

@@ -3,6 +3,7 @@ confidence on the pool, and the feature scores rank photos near the train photos
 import numpy as np
 import pytest
 
+
 @pytest.fixture(scope="module")
 def tool(load_tool):
     return load_tool("bench_openset_heads")

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from processes import parents  # tests/ (pytest puts it on sys.path)
+
 torch_dist = pytest.importorskip("torch.distributed")
 pytestmark = pytest.mark.skipif(not (torch_dist.is_available() and torch_dist.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")
@@ -102,17 +104,12 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 
 def _rank_pids(launcher_pid):
     """{RANK: pid} of the worker processes below the command (its torchrun agent's children), from /proc."""
-    parents = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
+    up_of = parents()
     ranks = {}
-    for pid in parents:
-        up = parents.get(pid)
+    for pid in up_of:
+        up = up_of.get(pid)
         while up not in (None, 0, 1, launcher_pid):
-            up = parents.get(up)
+            up = up_of.get(up)
         if up != launcher_pid:
             continue
         try:

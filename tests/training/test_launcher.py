@@ -14,7 +14,7 @@ from keras_birds.errors import UserError
 from keras_birds.recipe import Augment, Recipe
 from keras_birds.run_dir import RunDir
 from keras_birds.training.train import train
-from processes import kill_if_running, running, started  # tests/ (pytest puts it on sys.path)
+from processes import kill_if_running, parents, running, started  # tests/ (pytest puts it on sys.path)
 
 torch_dist = pytest.importorskip("torch.distributed")
 REPO = Path(__file__).resolve().parents[2]
@@ -42,11 +42,8 @@ def _long_devices_2_run(run):
 def _descendants(pid):
     """{pid: command line} of every process below `pid`, from /proc."""
     children = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue  # gone meanwhile
+    for child, parent in parents().items():
+        children.setdefault(parent, []).append(child)
     found, todo = {}, [pid]
     while todo:
         for child in children.get(todo.pop(), []):
