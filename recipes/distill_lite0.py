@@ -24,4 +24,6 @@ RECIPE = extends(
     kd_views=6,  # a new teacher view for each of the first 6 epochs, then cycled
     epochs=(1, 12),  # head epoch from the probe, then all layers (BatchNorm statistics frozen, as effnet_lite0.py)
     lr=(1e-3, 1e-4),  # the backbone's peak LR; the head's is 10x (head_lr_mult of effnet_lite0.py)
+    pooling="avg",  # as measured above (effnet_lite0_fewshot.py max-pools since issue 34; not measured here)
+    l2_features=False,
 )

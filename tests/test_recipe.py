@@ -409,7 +409,7 @@ SHIPPED = {
     "effnet_b2": ("efficientnet_b2", 224, (2, 10), (0.01, 0.001), "random", "avg", False, False, 1.0, False, "imagenet"),
     "effnet_lite0": ("efficientnet_lite0", 224, (2, 10), (0.01, 0.0001), "class_mean", "avg", False, True, 10.0, True,
                      "imagenet"),
-    "effnet_lite0_fewshot": ("efficientnet_lite0", 224, (1, 0), (0.001, 0.0001), "probe", "avg", False, True, 10.0,
+    "effnet_lite0_fewshot": ("efficientnet_lite0", 224, (1, 0), (0.001, 0.0001), "probe", "max", True, True, 10.0,
                              True, "imagenet"),
     "distill_lite0": ("efficientnet_lite0", 224, (1, 12), (0.001, 0.0001), "probe", "avg", False, True, 10.0, True,
                       "imagenet"),

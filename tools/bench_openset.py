@@ -1,7 +1,7 @@
 """Open-set protocol on birds-dev: how well each score tells a species the model never saw from a known one.
 
     .venv/bin/python tools/bench_openset.py [--recipes effnet_lite0_fewshot,effnet_lite2_fewshot] [--folds 0,1,2,3,4]
-        [--data ../shared/data/birds-dev] [--work WORK] [--out docs/openset]
+        [--data ../shared/data/birds-dev] [--work WORK] [--out docs/openset] [--set KEY=VALUE ...]
 
 birds-dev's 125 species, in a seeded order, form 5 groups of 25. Fold f: group f is unseen, group f+1 (mod 5) is
 the outlier pool, the other 75 species are known; every species is unseen in exactly one fold. A recipe is
@@ -15,7 +15,9 @@ known data is a folder of symlinks to birds-dev's species folders, nothing is co
 Methods: every score of keras_birds/openset/scores.py (max_probability first), then pool-aware ones below,
 and an "other bird" class: a linear probe over the known species plus the pool's fit half as one more class.
 Known top-1 (of the 75) on their valid+test photos is printed per fold: the scores never change the answer.
-Writes OUT/<recipe>.json (per fold and mean +- standard deviation) and prints the table.
+Writes OUT/<recipe>.json (per fold and mean +- standard deviation) and prints the table. --set overrides recipe fields
+as `keras-birds train --set` does (a training change measured on the same folds): the runs and the file are then
+named <recipe>+<key>-<value> (e.g. effnet_lite0_fewshot+pooling-max).
 """
 from __future__ import annotations
 
@@ -72,12 +74,18 @@ def index_of(data: Path, species: list, splits, class_names=None):
     return SplitIndex("+".join(splits), class_names or ["other"], paths, np.asarray(labels, np.int64))
 
 
-def train(recipe: str, data: Path, run: Path) -> bool:
+def run_name(recipe: str, overrides=()) -> str:
+    """The name of a recipe's runs and figures under `--set` overrides: effnet_lite0_fewshot+pooling-max."""
+    return "+".join([recipe] + [o.replace("=", "-", 1) for o in overrides])
+
+
+def train(recipe: str, data: Path, run: Path, overrides=()) -> bool:
     """Train unless the run is already there (then False: its figures are reused, its time unknown here)."""
     if (run / "model.keras").is_file():
         return False
+    sets = [arg for o in overrides for arg in ("--set", o)]
     subprocess.run([sys.executable, "-m", "keras_birds.cli", "train", recipe, "--data", str(data), "--out", str(run),
-                    "--overwrite", "-q"], check=True, timeout=6 * 3600)
+                    "--overwrite", "-q", *sets], check=True, timeout=6 * 3600)
     return True
 
 
@@ -141,17 +149,17 @@ def figures(known: dict, unknown: dict) -> dict:
     return out
 
 
-def run_fold(recipe: str, data: Path, fold: int, work: Path) -> dict:
+def run_fold(recipe: str, data: Path, fold: int, work: Path, overrides=()) -> dict:
     from keras_birds.inference.model import open_model
     from keras_birds.openset.outputs import features_and_logits, train_bank
     from keras_birds.openset.scores import score
 
     species = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     parts = fold_species(species, fold)
-    folder = work / recipe / f"fold{fold}"
+    folder = work / run_name(recipe, overrides) / f"fold{fold}"
     run = folder / "run"
     started = time.time()
-    trained = train(recipe, known_view(data, parts["known"], folder / "known"), run)
+    trained = train(recipe, known_view(data, parts["known"], folder / "known"), run, overrides)
     seconds = round(time.time() - started, 1) if trained else None
     opened = open_model(run)
     model, size, tta = opened.runner.model, opened.runner.image_size, opened.tta_flip
@@ -211,7 +219,12 @@ def arguments(argv, description: str):
     p.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "birds-dev"))
     p.add_argument("--work", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "keras-birds-openset"))
     p.add_argument("--out", default=str(REPO / "docs" / "openset"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="override a recipe field for every fold's run (as keras-birds train --set); repeatable")
     args = p.parse_args(argv)
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        p.error(f"--set {bad[0]!r}: expected KEY=VALUE, e.g. --set pooling=max")
     data, work, out = Path(args.data).resolve(), Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return args, data, work, out
@@ -222,20 +235,22 @@ def main(argv=None):
 
     args, data, work, out = arguments(argv, __doc__.split("\n\n")[0])
     for recipe in args.recipes.split(","):
+        name = run_name(recipe, args.overrides)
         folds = []
         for fold in (int(f) for f in args.folds.split(",")):
-            folds.append(run_fold(recipe, data, fold, work))
+            folds.append(run_fold(recipe, data, fold, work, args.overrides))
             r = folds[-1]
-            print(f"{recipe} fold {fold}: known top-1 {r['known_top1']}, max_probability AUROC "
+            print(f"{name} fold {fold}: known top-1 {r['known_top1']}, max_probability AUROC "
                   f"{r['test']['max_probability']['auroc']:.3f}, best test AUROC "
                   f"{max(v['auroc'] for v in r['test'].values()):.3f} "
                   f"({'trained in ' + str(r['train_seconds']) + ' s' if r['train_seconds'] else 'run reused'})", flush=True)
         summ = summary(folds)
-        result = {"recipe": recipe, "data": os.path.relpath(data, REPO), "machine": cpu_description(),
+        result = {"recipe": recipe, **({"set": args.overrides} if args.overrides else {}),
+                  "data": os.path.relpath(data, REPO), "machine": cpu_description(),
                   "protocol": {"folds": N_FOLDS, "group_seed": GROUP_SEED, "accept_known": 0.95}, "summary": summ,
                   "folds": folds}
-        (out / f"{recipe}.json").write_text(json.dumps(result, indent=2) + "\n")
-        print(table(recipe, summ, folds), flush=True)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(table(name, summ, folds), flush=True)
 
 
 if __name__ == "__main__":

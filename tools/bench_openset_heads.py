@@ -2,7 +2,7 @@
 feature score tell an unseen species from a known one better than max_probability?
 
     .venv/bin/python tools/bench_openset_heads.py [--recipes effnet_lite0_fewshot,effnet_lite2_fewshot]
-        [--folds 0,1,2,3,4] [--data ../shared/data/birds-dev] [--work WORK] [--out docs/openset]
+        [--folds 0,1,2,3,4] [--data ../shared/data/birds-dev] [--work WORK] [--out docs/openset] [--set KEY=VALUE ...]
 
 The few-shot recipes train only the head on a frozen backbone, so a head on the same pooled features is all that
 training with the outlier pool could change there. Per fold, the pooled features of every photo and of its mirror
@@ -22,7 +22,8 @@ image are cached (WORK/<recipe>/fold<f>/views.npz; the runs must exist: run tool
            file holding both backbones would answer; written to OUT/ensemble_heads.json
 Each is scored by its head's max probability (heads) or by itself (features), with flip TTA as the run. Rows:
 known top-1 of the head, test AUROC and unseen rejected at 95% known kept, valid AUROC against the pool's check
-half; mean +- standard deviation over folds. Writes OUT/<recipe>_heads.json and prints the table.
+half; mean +- standard deviation over folds. Writes OUT/<recipe>_heads.json and prints the table. With --set, the
+runs bench_openset.py trained under the same overrides (<recipe>+<key>-<value>) and OUT/<recipe>+<key>-<value>_heads.json.
 """
 from __future__ import annotations
 
@@ -42,11 +43,11 @@ SETS = {"train": ("known", ["train"]), "known_valid": ("known", ["valid"]), "kno
 SCORED = [k for k in SETS if k not in ("train", "pool_fit")]  # the sets a candidate scores (the rest fit it)
 
 
-def cached_views(recipe: str, data: Path, fold: int, work: Path) -> dict:
+def cached_views(recipe: str, data: Path, fold: int, work: Path, overrides=()) -> dict:
     """{<set>_f0 / _f1 (plain / mirrored features), <set>_y, kernel, bias} of a fold's run, cached."""
     import bench_openset as bench
 
-    folder = work / recipe / f"fold{fold}"
+    folder = work / bench.run_name(recipe, overrides) / f"fold{fold}"
     cache = folder / "views.npz"
     if cache.is_file():
         return dict(np.load(cache))
@@ -54,7 +55,8 @@ def cached_views(recipe: str, data: Path, fold: int, work: Path) -> dict:
     from keras_birds.openset.outputs import feature_views, head_weights
 
     if not (folder / "run" / "model.keras").is_file():
-        sys.exit(f"{folder / 'run'} is not trained: run tools/bench_openset.py --recipes {recipe} first")
+        sets = "".join(f" --set {o}" for o in overrides)
+        sys.exit(f"{folder / 'run'} is not trained: run tools/bench_openset.py --recipes {recipe}{sets} first")
     species = sorted(p.name for p in (data / "train").iterdir() if p.is_dir())
     parts = bench.fold_species(species, fold)
     opened = open_model(folder / "run")
@@ -244,16 +246,17 @@ def main(argv=None):
     recipes, fold_ids = args.recipes.split(","), [int(f) for f in args.folds.split(",")]
     views = {}  # (recipe, fold) -> cached views, read once for the recipe's table and the ensemble's
     for recipe in recipes:
+        name = bench.run_name(recipe, args.overrides)
         folds = []
         for f in fold_ids:
-            views[recipe, f] = cached_views(recipe, data, f, work)
+            views[recipe, f] = cached_views(recipe, data, f, work, args.overrides)
             folds.append(fold_rows(views[recipe, f]))
-            print(f"{recipe} fold {f}: max_probability test AUROC {folds[-1]['run head: max_probability']['test_auroc']:.3f}",
+            print(f"{name} fold {f}: max_probability test AUROC {folds[-1]['run head: max_probability']['test_auroc']:.3f}",
                   flush=True)
-        write_table(recipe, folds, args, data, out)
+        write_table(name, folds, args, data, out)
     if len(recipes) > 1:
-        write_table("ensemble", [ensemble_rows([views[r, f] for r in recipes], recipes) for f in fold_ids],
-                    args, data, out)
+        write_table(bench.run_name("ensemble", args.overrides),
+                    [ensemble_rows([views[r, f] for r in recipes], recipes) for f in fold_ids], args, data, out)
 
 
 if __name__ == "__main__":

@@ -45,3 +45,21 @@ def test_known_view_links_the_known_species_and_nothing_else(tool, species, tmp_
     assert len(index) == 4 and set(index.labels.tolist()) == {0}  # birds-dev: one valid, one test photo each
     named = tool.index_of(DEV.resolve(), parts["known"][:3], ["train"], parts["known"])
     assert np.bincount(named.labels).tolist() == [3, 3, 3]
+
+
+def test_set_overrides_name_the_runs_and_reach_train(tool, tmp_path, monkeypatch):
+    assert tool.run_name("effnet_lite0_fewshot") == "effnet_lite0_fewshot"
+    assert tool.run_name("effnet_lite0_fewshot", ["pooling=max", "lr=1e-3,1e-4"]) == \
+        "effnet_lite0_fewshot+pooling-max+lr-1e-3,1e-4"
+    args, *_ = tool.arguments(["--set", "pooling=max", "--out", str(tmp_path)], "")
+    assert args.overrides == ["pooling=max"]
+    with pytest.raises(SystemExit):  # argparse's error: a one-line message naming the flag
+        tool.arguments(["--set", "pooling", "--out", str(tmp_path)], "")
+    calls = []
+    monkeypatch.setattr(tool.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
+    assert tool.train("effnet_lite0_fewshot", tmp_path / "data", tmp_path / "run", ["pooling=max"])
+    assert calls[0][-2:] == ["--set", "pooling=max"] and "train" in calls[0]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.keras").touch()
+    assert not tool.train("effnet_lite0_fewshot", tmp_path / "data", tmp_path / "run", ["pooling=max"])  # reused
+    assert len(calls) == 1
