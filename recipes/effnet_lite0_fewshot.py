@@ -21,7 +21,7 @@ RECIPE = extends(
     "effnet_lite0",
     head_init="probe",  # logistic regression on clean + mirrored + augmented views of the train images
     probe_views=2,  # more views measured lower on valid: 6 gave 90.4/88.8/88.8%, 16 gave 89.6/88.0%
-    # (seeds 0/1: 225 and 222 of 250, ~5.5 min each)
+    # (seeds 0/1: 225 and 222 of 250, ~5.5 min each; average pooling, as the int8 note below)
     pooling="max",  # the strongest part response of each feature: see the docstring
     l2_features=True,  # the probe sees unit-length features; max-pooled ones without it broke the head epoch
     epochs=(1, 0),
