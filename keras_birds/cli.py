@@ -46,16 +46,6 @@ def main():
     """
 
 
-def _parse_sets(values):
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set {item}: expected KEY=VALUE (e.g. --set augment.rotation=10)")
-        out[key.strip()] = value
-    return out
-
-
 @main.command()
 @click.argument("recipe_file", metavar="RECIPE", required=False)
 @click.option("--data", help="Kaggle-layout folder ROOT/{train,valid,test}/<SPECIES>/, hf:<dataset id>, or "
@@ -93,7 +83,7 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
     directory holds recipe.json, classes.txt, epochs/, best.weights.h5, metrics.csv/json and
     model.keras. A killed run continues with --resume RUN_DIR.
     """
-    from keras_birds.recipe import apply_overrides, load_recipe
+    from keras_birds.recipe import apply_overrides, load_recipe, parse_sets
     from keras_birds.training import launch
 
     if devices < 1:
@@ -109,7 +99,7 @@ def train(recipe_file, data, weights, epochs, lr, batch_size, image_size, exclud
                         "or --resume RUN_DIR")
     else:
         overrides = {"data": data, "weights": weights, "epochs": epochs, "lr": lr, "batch_size": batch_size,
-                     "image_size": image_size, "exclude": exclude, **_parse_sets(sets)}
+                     "image_size": image_size, "exclude": exclude, **parse_sets(sets)}
         recipe = apply_overrides(load_recipe(recipe_file), overrides)
     run_dir = resume_dir or out or f"runs/{recipe.name}"
     if torchrun:  # this process holds the run's lock and waits for the torchrun job; does not return

@@ -366,6 +366,14 @@ def _parse(raw: str, current, key: str):
         raise UserError(f"--set {key}={raw}: expected {_expected(current)}{also}") from e
 
 
+def parse_sets(values) -> dict:
+    """{"key": "value"} of `--set KEY=VALUE` strings, for apply_overrides."""
+    bad = [item for item in values if "=" not in item]
+    if bad:
+        raise UserError(f"--set {bad[0]}: expected KEY=VALUE (e.g. --set augment.rotation=10)")
+    return {key.strip(): value for key, _, value in (item.partition("=") for item in values)}
+
+
 def apply_overrides(recipe: Recipe, overrides: dict) -> Recipe:
     """Apply {"key": "value"} overrides; nested fields use dots (augment.rotation=0)."""
     top, nested = {}, {}

@@ -222,9 +222,14 @@ def arguments(argv, description: str):
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                    help="override a recipe field for every fold's run (as keras-birds train --set); repeatable")
     args = p.parse_args(argv)
-    bad = [o for o in args.overrides if "=" not in o]
-    if bad:
-        p.error(f"--set {bad[0]!r}: expected KEY=VALUE, e.g. --set pooling=max")
+    from keras_birds.errors import UserError
+    from keras_birds.recipe import apply_overrides, load_recipe, parse_sets
+
+    try:  # train's own checks of the overrides, before any fold is trained
+        for recipe in args.recipes.split(","):
+            apply_overrides(load_recipe(recipe), parse_sets(args.overrides))
+    except UserError as e:
+        p.error(str(e))
     data, work, out = Path(args.data).resolve(), Path(args.work), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return args, data, work, out

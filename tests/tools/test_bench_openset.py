@@ -53,8 +53,9 @@ def test_set_overrides_name_the_runs_and_reach_train(tool, tmp_path, monkeypatch
         "effnet_lite0_fewshot+pooling-max+lr-1e-3,1e-4"
     args, *_ = tool.arguments(["--set", "pooling=max", "--out", str(tmp_path)], "")
     assert args.overrides == ["pooling=max"]
-    with pytest.raises(SystemExit):  # argparse's error: a one-line message naming the flag
-        tool.arguments(["--set", "pooling", "--out", str(tmp_path)], "")
+    for bad in ("pooling", "poolng=max", "pooling=mean"):  # train's checks, before any fold: argparse's error
+        with pytest.raises(SystemExit):
+            tool.arguments(["--set", bad, "--out", str(tmp_path)], "")
     calls = []
     monkeypatch.setattr(tool.subprocess, "run", lambda cmd, **kw: calls.append(cmd))
     assert tool.train("effnet_lite0_fewshot", tmp_path / "data", tmp_path / "run", ["pooling=max"])
